@@ -1,0 +1,81 @@
+#include "cmd/command.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "util/progress.h"
+
+namespace silo::cmd {
+
+std::unique_ptr<store::Store> OpenStore(const Globals& g, Access access) {
+  store::OpenOptions o;
+  o.read_only = access == Access::kRead;
+  auto s = store::Store::Open(g.store_path, o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "silo: %s\n", s.status().message().c_str());
+    return nullptr;
+  }
+  return std::move(s).value();
+}
+
+int ExitCodeFor(const Status& status) {
+  switch (status.code()) {
+    case Code::kOk: return kExitOk;
+    case Code::kInvalidArgument:
+    case Code::kUnsupported: return kExitUsage;
+    case Code::kInterrupted: return kExitInterrupted;
+    default: return kExitFailed;
+  }
+}
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "silo: %s\n", status.message().c_str());
+  return ExitCodeFor(status);
+}
+
+void Note(const Globals& g, const std::string& line) {
+  if (!g.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+Result<std::vector<std::string>> ReadListFile(const std::string& path) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (path != "-") {
+    file.open(path);
+    if (!file) return Status::FromErrno("open " + path, errno);
+    in = &file;
+  }
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(*in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    out.push_back(line.substr(start));
+  }
+  return out;
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace silo::cmd

@@ -1,0 +1,108 @@
+#include "store/chunker.h"
+
+#include <array>
+#include <bit>
+#include <cstdio>
+
+namespace silo::store {
+namespace {
+
+// 256 pseudo-random 64-bit values from splitmix64 with a fixed seed.
+constexpr std::array<uint64_t, 256> MakeGear() {
+  std::array<uint64_t, 256> g{};
+  uint64_t x = 0x5349'4c4f'4344'4331ULL;  // "SILOCDC1"
+  for (auto& v : g) {
+    x += 0x9e3779b97f4a7c15ULL;
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    v = z ^ (z >> 31);
+  }
+  return g;
+}
+constexpr std::array<uint64_t, 256> kGear = MakeGear();
+
+// A mask of the `bits` most significant bits: the gear hash mixes the last 64 bytes into
+// its high bits, so they make the best cut condition.
+uint64_t TopBits(int bits) { return bits <= 0 ? 0 : ~0ULL << (64 - bits); }
+
+}  // namespace
+
+std::string ChunkParams::Encode() const {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "fastcdc-v1 min=%u avg=%u max=%u", min_size, avg_size, max_size);
+  return buf;
+}
+
+Result<ChunkParams> ChunkParams::Decode(std::string_view text) {
+  ChunkParams p;
+  std::string s(text);
+  if (std::sscanf(s.c_str(), "fastcdc-v1 min=%u avg=%u max=%u", &p.min_size, &p.avg_size,
+                  &p.max_size) != 3) {
+    return Status::Unsupported("chunking parameters '" + s + "' not understood by this silo");
+  }
+  SILO_TRY(p.Validate());
+  return p;
+}
+
+Status ChunkParams::Validate() const {
+  if (min_size < 64 || !std::has_single_bit(avg_size) || min_size >= avg_size || avg_size >= max_size) {
+    return Status::InvalidArgument("chunk parameters need 64 <= min < avg < max and avg a power of two, got " +
+                                   Encode());
+  }
+  return Status::Ok();
+}
+
+Chunker::Chunker(const ChunkParams& params) : p_(params) {
+  int bits = std::countr_zero(params.avg_size);
+  mask_small_ = TopBits(bits + 1);
+  mask_large_ = TopBits(bits - 1);
+}
+
+std::optional<size_t> Chunker::FindCut(ByteSpan data) {
+  const size_t n = data.size();
+  size_t i = 0;
+  // Cut-point skipping: no boundary can fall below the minimum size.
+  if (len_ < p_.min_size) {
+    size_t skip = std::min<size_t>(p_.min_size - len_, n);
+    len_ += skip;
+    i = skip;
+  }
+  uint64_t fp = fp_;
+  const uint8_t* d = data.data();
+  // Below the average size: the stricter mask. Each loop runs to a precomputed limit so
+  // the body is only the hash step and the test.
+  if (len_ < p_.avg_size) {
+    const size_t limit = std::min<size_t>(n, i + (p_.avg_size - len_));
+    const size_t begin = i;
+    for (; i < limit; ++i) {
+      fp = (fp << 1) + kGear[d[i]];
+      if ((fp & mask_small_) == 0) {
+        ++i;
+        goto cut;
+      }
+    }
+    len_ += i - begin;
+  }
+  if (len_ >= p_.avg_size) {
+    const size_t limit = std::min<size_t>(n, i + (p_.max_size - len_));
+    const size_t begin = i;
+    for (; i < limit; ++i) {
+      fp = (fp << 1) + kGear[d[i]];
+      if ((fp & mask_large_) == 0) {
+        ++i;
+        goto cut;
+      }
+    }
+    len_ += i - begin;
+    if (len_ >= p_.max_size) goto cut;
+  }
+  fp_ = fp;
+  return std::nullopt;
+cut:
+  fp_ = 0;
+  len_ = 0;
+  return i;
+}
+
+}  // namespace silo::store

@@ -1,0 +1,89 @@
+// The streaming object reader: locates the chunk holding an offset by binary search over
+// the chunk end offsets, verifies each chunk as it is loaded, and serves byte ranges.
+#include <algorithm>
+#include <cstring>
+
+#include "store/store_impl.h"
+
+namespace silo::store {
+namespace {
+
+class ReaderImpl final : public ObjectReader {
+ public:
+  ReaderImpl(StoreImpl* store, ObjectInfo info, ObjectRecord rec)
+      : store_(store), info_(std::move(info)), rec_(std::move(rec)) {
+    ends_.reserve(rec_.chunks.size());
+    uint64_t end = 0;
+    for (const auto& c : rec_.chunks) ends_.push_back(end += c.length);
+  }
+
+  const ObjectInfo& info() const override { return info_; }
+
+  Status Seek(uint64_t offset) override {
+    if (offset > info_.size) {
+      return Status::InvalidArgument("offset " + std::to_string(offset) + " is past the end of " +
+                                     info_.digest.ToString() + " (" + std::to_string(info_.size) + " bytes)");
+    }
+    pos_ = offset;
+    return Status::Ok();
+  }
+
+  Result<size_t> Read(std::span<uint8_t> buf) override {
+    size_t done = 0;
+    while (done < buf.size() && pos_ < info_.size) {
+      std::string_view avail;
+      if (rec_.inlined) {
+        avail = std::string_view(rec_.inline_data).substr(pos_);
+      } else {
+        size_t idx = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), pos_) - ends_.begin());
+        if (idx != loaded_) {
+          Status s = store_->ReadChunk(rec_.chunks[idx].id, &chunk_);
+          if (!s.ok()) return std::move(s).WithContext(info_.digest.ToString());
+          if (chunk_.size() != rec_.chunks[idx].length) {
+            return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) + " has the wrong length");
+          }
+          loaded_ = idx;
+        }
+        uint64_t start = ends_[idx] - rec_.chunks[idx].length;
+        avail = std::string_view(chunk_).substr(pos_ - start);
+      }
+      size_t n = std::min(avail.size(), buf.size() - done);
+      std::memcpy(buf.data() + done, avail.data(), n);
+      done += n;
+      pos_ += n;
+    }
+    return done;
+  }
+
+ private:
+  StoreImpl* store_;
+  ObjectInfo info_;
+  ObjectRecord rec_;
+  std::vector<uint64_t> ends_;  // end offset of each chunk
+  std::string chunk_;           // the loaded chunk
+  size_t loaded_ = SIZE_MAX;
+  uint64_t pos_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ObjectReader>> StoreImpl::NewReader(const Digest& digest) {
+  SILO_ASSIGN_OR_RETURN(Digest d, Resolve(digest));
+  SILO_ASSIGN_OR_RETURN(ObjectRecord rec, LoadRecord(d));
+  SILO_ASSIGN_OR_RETURN(ObjectInfo info, Stat(d));
+  return std::unique_ptr<ObjectReader>(new ReaderImpl(this, std::move(info), std::move(rec)));
+}
+
+Result<std::string> StoreImpl::ReadAll(const Digest& digest, uint64_t max_size) {
+  SILO_ASSIGN_OR_RETURN(auto reader, NewReader(digest));
+  if (reader->info().size > max_size) {
+    return Status::InvalidArgument(digest.ToString() + ": " + std::to_string(reader->info().size) +
+                                   " bytes, more than the limit of " + std::to_string(max_size));
+  }
+  std::string out(reader->info().size, '\0');
+  SILO_ASSIGN_OR_RETURN(size_t n, reader->Read({reinterpret_cast<uint8_t*>(out.data()), out.size()}));
+  if (n != out.size()) return Status::Integrity(digest.ToString() + ": short read");
+  return out;
+}
+
+}  // namespace silo::store

@@ -1,0 +1,80 @@
+// Binary encodings of what the store keeps in RocksDB (private to store/).
+//
+//   objects     sha256 (32 bytes)  -> ObjectRecord
+//   aliases     sha1 (20 bytes)    -> sha256 (32 bytes)
+//   chunks      chunk id (32)      -> chunk value: codec u8, xxh3 u64, raw length u32, payload
+//   chunk_meta  chunk id (32)      -> ChunkMeta (written time, raw and stored length)
+//   refs        name bytes         -> target digest (algo u8 + 32 bytes)
+//   default     "format", "chunking", "inline_max" -> text
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/digest.h"
+#include "util/result.h"
+
+namespace silo::store {
+
+using ChunkId = std::array<uint8_t, 32>;
+
+inline std::string_view KeyOf(const ChunkId& id) {
+  return {reinterpret_cast<const char*>(id.data()), id.size()};
+}
+
+struct ChunkRef {
+  ChunkId id{};
+  uint32_t length = 0;
+};
+
+struct ObjectRecord {
+  uint64_t size = 0;
+  int64_t created_us = 0;
+  bool inlined = false;
+  bool has_sha1 = false;
+  std::array<uint8_t, 20> sha1{};
+  std::vector<Digest> links;
+  std::string inline_data;
+  std::vector<ChunkRef> chunks;
+
+  std::string Encode() const;
+  static Result<ObjectRecord> Decode(std::string_view bytes);
+};
+
+struct ChunkMeta {
+  int64_t written_us = 0;
+  uint32_t raw_length = 0;
+  uint32_t stored_length = 0;
+
+  std::string Encode() const;
+  static Result<ChunkMeta> Decode(std::string_view bytes);
+};
+
+enum class ChunkCodec : uint8_t { kRaw = 0, kZstd = 1 };
+inline constexpr size_t kChunkHeaderSize = 1 + 8 + 4;
+
+// A chunk value in two parts, so the raw bytes need not be copied to be stored:
+// `header` followed by either `compressed` or the raw bytes.
+struct EncodedChunk {
+  std::string header;
+  std::string compressed;
+  bool is_compressed = false;
+  size_t stored_size(size_t raw_size) const {
+    return header.size() + (is_compressed ? compressed.size() : raw_size);
+  }
+};
+
+// Encodes a chunk, compressing with zstd when that saves at least 1/8.
+EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level);
+// Decodes a chunk value into `out`, verifying the XXH3 checksum of the raw bytes.
+Status DecodeChunk(std::string_view value, std::string* out);
+
+std::string EncodeRefTarget(const Digest& d);
+Result<Digest> DecodeRefTarget(std::string_view bytes);
+
+int64_t NowMicros();
+
+}  // namespace silo::store

@@ -1,0 +1,353 @@
+// Opening a store, its format record, and object lookups.
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <system_error>
+
+#include "store/rocks.h"
+#include "store/store_impl.h"
+
+namespace silo::store {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* const kCfNames[] = {"default", "objects", "aliases", "chunks", "chunk_meta", "refs"};
+
+rocksdb::ColumnFamilyOptions RecordCfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions o;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  // Missing-object and missing-chunk queries are mostly misses: Bloom filters answer them.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  t.cache_index_and_filter_blocks = true;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  o.write_buffer_size = 16 << 20;
+  o.max_write_buffer_number = 2;
+  o.compression = rocksdb::kLZ4Compression;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions ChunkCfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions o = RecordCfOptions(cache);
+  // Chunk values live in blob files; the LSM tree holds only small blob indexes.
+  o.enable_blob_files = true;
+  o.min_blob_size = 4096;
+  o.blob_file_size = 256 << 20;
+  o.blob_compression_type = rocksdb::kNoCompression;  // chunks are compressed by silo
+  // No blob garbage collection during normal compactions: chunks are written once and
+  // only `silo gc` creates garbage, so it alone asks for blob files to be rewritten.
+  o.enable_blob_garbage_collection = false;
+  o.write_buffer_size = 32 << 20;
+  o.max_write_buffer_number = 3;
+  o.compression = rocksdb::kNoCompression;
+  return o;
+}
+
+bool LooksLikeRocksDb(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p / "CURRENT", ec);
+}
+
+bool DirIsEmpty(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_empty(p, ec);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOptions& options) {
+  return StoreImpl::Open(path, options);
+}
+
+Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const OpenOptions& options) {
+  auto ctx = "store " + path;
+  SILO_TRY(options.chunking.Validate().WithContext(ctx));
+  std::error_code ec;
+  fs::path p(path);
+  bool exists = fs::exists(p, ec);
+  if (exists && !fs::is_directory(p, ec)) {
+    return Status::InvalidArgument(ctx + ": not a directory");
+  }
+  bool is_db = exists && LooksLikeRocksDb(p);
+  if (exists && !is_db && !DirIsEmpty(p)) {
+    return Status::InvalidArgument(ctx + ": not a silo store (the directory holds other files)");
+  }
+  if (!is_db) {
+    if (options.read_only || !options.create_if_missing) {
+      return Status::NotFound(ctx + ": no store here (run a writing command such as `silo put` to create one)");
+    }
+    fs::create_directories(p, ec);
+    if (ec) return Status::IO(ctx + ": cannot create: " + ec.message());
+    if (::access(path.c_str(), W_OK) != 0) return Status::FromErrno(ctx + ": cannot write", errno);
+  } else if (!options.read_only && ::access(path.c_str(), W_OK) != 0) {
+    return Status::FromErrno(ctx + ": cannot write", errno);
+  }
+
+  auto cache = rocksdb::NewLRUCache(32 << 20);
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = true;
+  dbo.create_missing_column_families = true;
+  dbo.max_background_jobs = 2;
+  dbo.bytes_per_sync = 1 << 20;
+  dbo.db_write_buffer_size = 128 << 20;
+  dbo.keep_log_file_num = 3;
+  dbo.max_log_file_size = 4 << 20;
+  dbo.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  dbo.max_open_files = 1024;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (int i = 0; i < kCfCount; ++i) {
+    auto o = i == kChunks ? ChunkCfOptions(cache) : RecordCfOptions(cache);
+    descs.emplace_back(kCfNames[i], o);
+  }
+
+  std::unique_ptr<StoreImpl> s(new StoreImpl());
+  s->path_ = path;
+  s->read_only_ = options.read_only;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status rs;
+  if (options.read_only) {
+    rs = rocksdb::DB::OpenForReadOnly(dbo, path, descs, &s->cfs_, &raw);
+  } else {
+    rs = rocksdb::DB::Open(dbo, path, descs, &s->cfs_, &raw);
+  }
+  if (!rs.ok()) {
+    std::string msg = rs.ToString();
+    if (msg.find("LOCK") != std::string::npos || msg.find("lock") != std::string::npos) {
+      return Status::Conflict(ctx + ": in use by another silo process (only one may write at a time; "
+                                    "read-only commands still work)");
+    }
+    if (rs.IsInvalidArgument() && msg.find("Column famil") != std::string::npos) {
+      return Status::InvalidArgument(ctx + ": not a silo store (a RocksDB database of another program)");
+    }
+    return FromRocks(rs, ctx);
+  }
+  s->db_.reset(raw);
+  SILO_TRY(s->InitMeta(options, !is_db).WithContext(ctx));
+  s->pool_ = std::make_unique<ThreadPool>(options.threads);
+  return std::unique_ptr<Store>(std::move(s));
+}
+
+StoreImpl::~StoreImpl() {
+  pool_.reset();  // finish queued chunk writes before the database goes
+  if (db_ && !read_only_) {
+    // Leave no memtable behind: readers that open the store next need not replay a WAL.
+    rocksdb::FlushOptions fo;
+    db_->Flush(fo, cfs_).PermitUncheckedError();
+  }
+  if (db_) {
+    for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    cfs_.clear();
+    db_->Close().PermitUncheckedError();
+  }
+}
+
+Status StoreImpl::InitMeta(const OpenOptions& options, bool created) {
+  std::string format;
+  auto rs = db_->Get(rocksdb::ReadOptions(), meta(), "format", &format);
+  if (rs.IsNotFound()) {
+    if (!created || read_only_) return Status::InvalidArgument("not a silo store (no format record)");
+    rocksdb::WriteBatch b;
+    b.Put(meta(), "format", std::to_string(kFormatVersion));
+    b.Put(meta(), "chunking", options.chunking.Encode());
+    b.Put(meta(), "inline_max", std::to_string(options.inline_max));
+    b.Put(meta(), "compression", "zstd:1");
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    SILO_TRY(FromRocks(db_->Write(wo, &b), "write format record"));
+    params_ = options.chunking;
+    inline_max_ = options.inline_max;
+    zstd_level_ = 1;
+    return Status::Ok();
+  }
+  SILO_TRY(FromRocks(rs, "read format record"));
+  int version = std::atoi(format.c_str());
+  if (version <= 0) return Status::Corruption("format record '" + format + "' is not a version");
+  if (version > kFormatVersion) {
+    return Status::Unsupported("store format " + std::to_string(version) + " is newer than this silo reads (" +
+                               std::to_string(kFormatVersion) + "); upgrade silo");
+  }
+  std::string chunking, inline_max, compression;
+  SILO_TRY(FromRocks(db_->Get(rocksdb::ReadOptions(), meta(), "chunking", &chunking), "read chunking record"));
+  SILO_ASSIGN_OR_RETURN(params_, ChunkParams::Decode(chunking));
+  if (db_->Get(rocksdb::ReadOptions(), meta(), "inline_max", &inline_max).ok()) {
+    inline_max_ = static_cast<uint32_t>(std::stoul(inline_max));
+  }
+  if (db_->Get(rocksdb::ReadOptions(), meta(), "compression", &compression).ok()) {
+    zstd_level_ = compression == "none" ? 0 : std::atoi(compression.c_str() + 5);
+  }
+  return Status::Ok();
+}
+
+Status StoreImpl::RequireWritable(std::string_view what) const {
+  if (read_only_) return Status::InvalidArgument(std::string(what) + ": store opened read-only");
+  return Status::Ok();
+}
+
+Result<ObjectRecord> StoreImpl::LoadRecord(const Digest& digest, const rocksdb::Snapshot* snapshot) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  rocksdb::PinnableSlice value;
+  auto rs = db_->Get(ro, objects(), digest.raw(), &value);
+  if (rs.IsNotFound()) return Status::NotFound(digest.ToString() + ": not in the store");
+  SILO_TRY(FromRocks(rs, digest.ToString()));
+  return ObjectRecord::Decode(value.ToStringView()).WithContext(digest.ToString());
+}
+
+Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
+  rocksdb::PinnableSlice value;
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = false;  // every chunk carries its own XXH3, checked below
+  auto rs = db_->Get(ro, chunks(), KeyOf(id), &value);
+  if (rs.IsNotFound()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + " is missing");
+  if (!rs.ok()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
+  return DecodeChunk(value.ToStringView(), out).WithContext("chunk " + ToHex(id).substr(0, 12));
+}
+
+Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size) {
+  EncodedChunk enc = EncodeChunk(raw, zstd_level_);
+  ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()),
+                 static_cast<uint32_t>(enc.stored_size(raw.size()))};
+  *stored_size = meta.stored_length;
+  rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());
+  rocksdb::Slice parts[2] = {
+      rocksdb::Slice(enc.header),
+      enc.is_compressed ? rocksdb::Slice(enc.compressed)
+                        : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
+  std::string meta_value = meta.Encode();
+  rocksdb::WriteBatch batch;
+  SILO_TRY(FromRocks(batch.Put(chunks(), rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk"));
+  SILO_TRY(FromRocks(batch.Put(chunk_meta(), key, meta_value), "write chunk"));
+  rocksdb::WriteOptions wo;
+  if (logged) return FromRocks(db_->Write(wo, &batch), "write chunk");
+  wo.disableWAL = true;
+  std::shared_lock gate(flush_gate_);
+  SILO_TRY(FromRocks(db_->Write(wo, &batch), "write chunk"));
+  unlogged_writes_.fetch_add(1);
+  return Status::Ok();
+}
+
+Status StoreImpl::EnsureChunksDurable() {
+  uint64_t target;
+  {
+    // Waits for unlogged writes in progress, so the count covers everything in the memtable
+    // that a caller may have seen.
+    std::unique_lock gate(flush_gate_);
+    target = unlogged_writes_.load();
+  }
+  std::lock_guard lock(flush_mu_);
+  if (flushed_upto_ >= target) return Status::Ok();
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  fo.allow_write_stall = true;
+  SILO_TRY(FromRocks(db_->Flush(fo, {chunks(), chunk_meta()}), "flush chunks"));
+  flushed_upto_ = target;
+  return Status::Ok();
+}
+
+bool StoreImpl::ChunkExists(const ChunkId& id) {
+  rocksdb::PinnableSlice value;
+  return db_->Get(rocksdb::ReadOptions(), chunk_meta(), KeyOf(id), &value).ok();
+}
+
+static ObjectInfo InfoFromRecord(const Digest& digest, const ObjectRecord& r) {
+  ObjectInfo info;
+  info.digest = digest;
+  info.size = r.size;
+  info.inlined = r.inlined;
+  info.chunk_count = static_cast<uint32_t>(r.chunks.size());
+  if (r.has_sha1) info.sha1 = Digest::Sha1(r.sha1);
+  info.links = r.links;
+  info.created_us = r.created_us;
+  return info;
+}
+
+Result<Digest> StoreImpl::Resolve(const Digest& digest) {
+  if (digest.is_sha256()) return digest;
+  std::string value;
+  auto rs = db_->Get(rocksdb::ReadOptions(), aliases(), digest.raw(), &value);
+  if (rs.IsNotFound()) return Status::NotFound(digest.ToString() + ": no object has this SHA-1");
+  SILO_TRY(FromRocks(rs, digest.ToString()));
+  Digest d;
+  if (!Digest::FromRaw(value, &d)) return Status::Corruption(digest.ToString() + ": alias record malformed");
+  return d;
+}
+
+Result<ObjectInfo> StoreImpl::Stat(const Digest& digest) {
+  SILO_ASSIGN_OR_RETURN(Digest d, Resolve(digest));
+  SILO_ASSIGN_OR_RETURN(ObjectRecord r, LoadRecord(d));
+  return InfoFromRecord(d, r);
+}
+
+Result<std::vector<Digest>> StoreImpl::Missing(std::span<const Digest> digests) {
+  std::vector<Digest> resolved;
+  std::vector<rocksdb::Slice> keys;
+  std::vector<bool> unresolved(digests.size(), false);
+  resolved.reserve(digests.size());
+  for (size_t i = 0; i < digests.size(); ++i) {
+    auto r = Resolve(digests[i]);
+    if (!r.ok()) {
+      if (!r.status().IsNotFound()) return std::move(r).take_status();
+      unresolved[i] = true;
+      resolved.push_back(digests[i]);
+    } else {
+      resolved.push_back(*r);
+    }
+  }
+  for (const auto& d : resolved) keys.emplace_back(d.raw().data(), d.raw().size());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), objects(), keys.size(), keys.data(), values.data(), statuses.data());
+  std::vector<Digest> missing;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (unresolved[i] || statuses[i].IsNotFound()) {
+      missing.push_back(digests[i]);
+    } else if (!statuses[i].ok()) {
+      return FromRocks(statuses[i], "lookup " + digests[i].ToString());
+    }
+  }
+  return missing;
+}
+
+uint64_t StoreImpl::DiskUsage() const {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(path_, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+double StoreStats::dedup_ratio() const {
+  uint64_t denom = chunk_bytes + inline_bytes;
+  return denom == 0 ? 1.0 : static_cast<double>(logical_bytes) / static_cast<double>(denom);
+}
+
+Status ValidateRefName(std::string_view name) {
+  auto bad = [&](const char* why) {
+    return Status::InvalidArgument("ref name '" + std::string(name) + "': " + why);
+  };
+  if (name.empty()) return bad("empty");
+  if (name.size() > 4096) return bad("longer than 4096 bytes");
+  if (name.find('/') == std::string_view::npos) return bad("expected namespace/name, e.g. image/..., snapshot/...");
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string_view::npos) end = name.size();
+    auto part = name.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return bad("empty, '.' or '..' path component");
+    start = end + 1;
+  }
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return bad("control character");
+  }
+  return Status::Ok();
+}
+
+}  // namespace silo::store

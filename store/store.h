@@ -1,0 +1,186 @@
+// The silo store: immutable, content-addressed objects in one RocksDB database, with
+// named roots (refs), declared links between objects, garbage collection and fsck.
+// Knows nothing of images or directories.
+//
+// Thread safety: a Store may be used from many threads at once; writers and readers are
+// each used by one thread at a time. One process opens a store for writing; others may
+// open it read-only (OpenOptions::read_only).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "store/chunker.h"
+#include "store/digest.h"
+#include "util/result.h"
+
+namespace silo::store {
+
+inline constexpr int kFormatVersion = 1;
+
+struct OpenOptions {
+  bool read_only = false;
+  bool create_if_missing = true;
+  // Used only when a new store is created; an existing store keeps what it recorded.
+  ChunkParams chunking;
+  // Objects up to this size live inline in their record (new stores only).
+  uint32_t inline_max = 16 * 1024;
+  // Worker threads hashing and writing chunks; 0 means one per hardware thread.
+  size_t threads = 0;
+};
+
+struct PutOptions {
+  std::optional<Digest> expected_digest;  // a SHA-256 or SHA-1 digest the content must have
+  std::optional<uint64_t> expected_size;
+  bool sha1_alias = false;     // also compute SHA-1 and record a sha1: alias
+  std::vector<Digest> links;   // SHA-256 objects this object references (kept alive by gc)
+};
+
+struct ObjectInfo {
+  Digest digest;
+  uint64_t size = 0;
+  bool inlined = false;
+  uint32_t chunk_count = 0;
+  std::optional<Digest> sha1;
+  std::vector<Digest> links;
+  int64_t created_us = 0;  // when the object was first committed
+  // Filled in by Commit(): whether the object already existed, and what this put added.
+  bool existed = false;
+  uint64_t new_chunks = 0;
+  uint64_t new_stored_bytes = 0;
+};
+
+// Streams one object into the store. Memory stays bounded whatever the size.
+// Nothing is visible until Commit() succeeds; destroying an uncommitted writer aborts it.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  virtual Status Write(ByteSpan data) = 0;
+  // Checks the expected digest and size, then makes the object visible atomically.
+  // Integrity error (nothing visible) when they do not match.
+  virtual Result<ObjectInfo> Commit() = 0;
+  virtual uint64_t bytes_written() const = 0;
+};
+
+// Streams one object out of the store. Every chunk's checksum is verified as it is read;
+// a mismatch is an integrity error naming the object.
+class ObjectReader {
+ public:
+  virtual ~ObjectReader() = default;
+  virtual const ObjectInfo& info() const = 0;
+  // Reads up to buf.size() bytes from the current position; 0 at end of object.
+  virtual Result<size_t> Read(std::span<uint8_t> buf) = 0;
+  // Moves the read position; offset may equal the size (then Read returns 0).
+  virtual Status Seek(uint64_t offset) = 0;
+};
+
+struct RefEntry {
+  std::string name;
+  Digest target;
+};
+
+struct GcOptions {
+  // Chunks no object references (unfinished writes) are kept this long.
+  std::chrono::seconds grace{3600};
+  bool dry_run = false;
+  // Rewrite every live chunk so that no byte of a removed one stays on disk (slower).
+  bool full = false;
+};
+
+struct GcReport {
+  uint64_t objects_kept = 0;
+  uint64_t objects_removed = 0;
+  uint64_t logical_bytes_removed = 0;
+  uint64_t chunks_removed = 0;
+  uint64_t stored_bytes_removed = 0;
+  uint64_t disk_bytes_before = 0;
+  uint64_t disk_bytes_after = 0;
+  double seconds = 0;
+};
+
+struct FsckOptions {
+  bool repair = false;
+  // Called for each problem found, with a one-line description.
+  std::function<void(const std::string&)> on_problem;
+  std::function<void(uint64_t bytes)> on_progress;
+};
+
+struct FsckReport {
+  uint64_t objects_checked = 0;
+  uint64_t chunks_checked = 0;
+  uint64_t bytes_checked = 0;
+  std::vector<Digest> damaged_objects;
+  uint64_t damaged_chunks = 0;
+  uint64_t other_problems = 0;  // dangling aliases, metadata without data
+  uint64_t repaired = 0;        // records removed by --repair
+  bool clean() const { return damaged_objects.empty() && damaged_chunks == 0 && other_problems == 0; }
+};
+
+struct StoreStats {
+  uint64_t objects = 0;
+  uint64_t inline_objects = 0;
+  uint64_t inline_bytes = 0;
+  uint64_t logical_bytes = 0;   // sum of object sizes
+  uint64_t chunks = 0;
+  uint64_t chunk_bytes = 0;     // unique chunk bytes before compression
+  uint64_t stored_bytes = 0;    // chunk bytes after compression, plus inline bytes
+  uint64_t aliases = 0;
+  uint64_t refs = 0;
+  uint64_t disk_bytes = 0;      // files in the store directory
+  double dedup_ratio() const;   // logical / (chunk bytes + inline bytes)
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Opens (creating on first use unless told not to) the store at `path`. Errors: not a
+  // silo store, a store of a newer format, an unwritable path, a store another process has
+  // open for writing — each naming the path.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path, const OpenOptions& options = {});
+
+  virtual const std::string& path() const = 0;
+  virtual const ChunkParams& chunk_params() const = 0;
+
+  // --- objects ---
+  virtual Result<std::unique_ptr<ObjectWriter>> NewWriter(const PutOptions& options = {}) = 0;
+  // Convenience: the whole object from memory.
+  virtual Result<ObjectInfo> Put(ByteSpan data, const PutOptions& options = {}) = 0;
+  // NotFound when absent. A sha1: digest is resolved through its alias.
+  virtual Result<ObjectInfo> Stat(const Digest& digest) = 0;
+  virtual Result<std::unique_ptr<ObjectReader>> NewReader(const Digest& digest) = 0;
+  // The whole object into memory (for manifests and other small objects).
+  virtual Result<std::string> ReadAll(const Digest& digest, uint64_t max_size) = 0;
+  // Which of `digests` the store lacks, in input order (one batched lookup).
+  virtual Result<std::vector<Digest>> Missing(std::span<const Digest> digests) = 0;
+  // Resolves a sha1: alias to its SHA-256 object; a SHA-256 digest is returned as is.
+  virtual Result<Digest> Resolve(const Digest& digest) = 0;
+
+  // --- refs ---
+  virtual Result<std::optional<Digest>> GetRef(const std::string& name) = 0;
+  // Sets `name` to `target` (which must exist). With `expected`, only when the ref
+  // currently points there (nullopt inside it: only when the ref does not exist);
+  // Conflict otherwise.
+  virtual Status SetRef(const std::string& name, const Digest& target,
+                        std::optional<std::optional<Digest>> expected = std::nullopt) = 0;
+  // NotFound when absent; Conflict when `expected` is given and differs.
+  virtual Status DeleteRef(const std::string& name, std::optional<Digest> expected = std::nullopt) = 0;
+  // Refs whose names start with `prefix`, sorted by name.
+  virtual Result<std::vector<RefEntry>> ListRefs(const std::string& prefix) = 0;
+
+  // --- maintenance ---
+  virtual Result<GcReport> CollectGarbage(const GcOptions& options) = 0;
+  virtual Result<FsckReport> Check(const FsckOptions& options) = 0;
+  virtual Result<StoreStats> Stats() = 0;
+};
+
+// Checks a ref name: "namespace/rest", no empty, "." or ".." components, no control bytes.
+Status ValidateRefName(std::string_view name);
+
+}  // namespace silo::store

@@ -1,0 +1,98 @@
+// The RocksDB-backed Store (private to store/).
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "store/gc_barrier.h"
+#include "store/records.h"
+#include "store/store.h"
+#include "util/thread_pool.h"
+
+namespace silo::store {
+
+class StoreImpl final : public Store {
+ public:
+  ~StoreImpl() override;
+
+  static Result<std::unique_ptr<Store>> Open(const std::string& path, const OpenOptions& options);
+
+  const std::string& path() const override { return path_; }
+  const ChunkParams& chunk_params() const override { return params_; }
+
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const PutOptions& options) override;
+  Result<ObjectInfo> Put(ByteSpan data, const PutOptions& options) override;
+  Result<ObjectInfo> Stat(const Digest& digest) override;
+  Result<std::unique_ptr<ObjectReader>> NewReader(const Digest& digest) override;
+  Result<std::string> ReadAll(const Digest& digest, uint64_t max_size) override;
+  Result<std::vector<Digest>> Missing(std::span<const Digest> digests) override;
+  Result<Digest> Resolve(const Digest& digest) override;
+
+  Result<std::optional<Digest>> GetRef(const std::string& name) override;
+  Status SetRef(const std::string& name, const Digest& target,
+                std::optional<std::optional<Digest>> expected) override;
+  Status DeleteRef(const std::string& name, std::optional<Digest> expected) override;
+  Result<std::vector<RefEntry>> ListRefs(const std::string& prefix) override;
+
+  Result<GcReport> CollectGarbage(const GcOptions& options) override;
+  Result<FsckReport> Check(const FsckOptions& options) override;
+  Result<StoreStats> Stats() override;
+
+  // --- shared by the writer, reader, gc and fsck ---
+  rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* objects() { return cfs_[kObjects]; }
+  rocksdb::ColumnFamilyHandle* aliases() { return cfs_[kAliases]; }
+  rocksdb::ColumnFamilyHandle* chunks() { return cfs_[kChunks]; }
+  rocksdb::ColumnFamilyHandle* chunk_meta() { return cfs_[kChunkMeta]; }
+  rocksdb::ColumnFamilyHandle* refs() { return cfs_[kRefs]; }
+  rocksdb::ColumnFamilyHandle* meta() { return cfs_[kMeta]; }
+  GcBarrier& barrier() { return barrier_; }
+  ThreadPool& pool() { return *pool_; }
+  uint32_t inline_max() const { return inline_max_; }
+  int zstd_level() const { return zstd_level_; }
+  bool read_only() const { return read_only_; }
+  Status RequireWritable(std::string_view what) const;
+
+  // The record of a SHA-256 object; NotFound when absent.
+  Result<ObjectRecord> LoadRecord(const Digest& digest, const rocksdb::Snapshot* snapshot = nullptr);
+  // Reads and verifies one chunk into `out`. Integrity error when damaged or missing.
+  Status ReadChunk(const ChunkId& id, std::string* out);
+  bool ChunkExists(const ChunkId& id);
+  // Writes a new chunk. Logged writes go through the WAL; unlogged ones (the bulk of large
+  // objects) skip it, and EnsureChunksDurable() flushes them before any commit relies on them.
+  Status WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size);
+  Status EnsureChunksDurable();
+  uint64_t DiskUsage() const;
+
+ private:
+  enum Cf { kMeta = 0, kObjects, kAliases, kChunks, kChunkMeta, kRefs, kCfCount };
+
+  StoreImpl() = default;
+  Status InitMeta(const OpenOptions& options, bool created);
+
+  std::string path_;
+  bool read_only_ = false;
+  ChunkParams params_;
+  uint32_t inline_max_ = 16 * 1024;
+  int zstd_level_ = 1;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  GcBarrier barrier_;
+  std::mutex refs_mu_;
+  std::mutex gc_mu_;
+  std::unique_ptr<ThreadPool> pool_;
+  // Unlogged chunk writes hold this shared; EnsureChunksDurable() takes it exclusively to
+  // see a settled count.
+  std::shared_mutex flush_gate_;
+  std::mutex flush_mu_;
+  std::atomic<uint64_t> unlogged_writes_{0};
+  uint64_t flushed_upto_ = 0;     // guarded by flush_mu_
+};
+
+}  // namespace silo::store

@@ -1,0 +1,39 @@
+// GoogleTest fixture: each test gets its own temporary directory and an open store in it.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "store/store.h"
+#include "tests/support/temp_dir.h"
+
+namespace silo::testing {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  // Closes and reopens the store (small chunks unless a test sets options_ first).
+  void Reopen() {
+    store_.reset();
+    auto s = store::Store::Open(store_path(), options_);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(s).value();
+  }
+  void Close() { store_.reset(); }
+  std::string store_path() const { return tmp_ / "store"; }
+
+  TempDir tmp_;
+  store::OpenOptions options_;
+  std::unique_ptr<store::Store> store_;
+};
+
+// Deterministic pseudo-random bytes (xorshift), so tests are reproducible.
+std::string RandomBytes(size_t n, uint64_t seed);
+// Writes `data` to `path`.
+void WriteFile(const std::string& path, std::string_view data);
+std::string ReadFileToString(const std::string& path);
+
+}  // namespace silo::testing

@@ -1,0 +1,82 @@
+#include "util/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "util/units.h"
+
+namespace silo {
+namespace {
+std::atomic<bool> g_quiet{false};
+}
+
+void SetQuiet(bool quiet) { g_quiet = quiet; }
+bool IsQuiet() { return g_quiet; }
+
+Progress::Progress(std::string label, uint64_t total, Mode mode)
+    : label_(std::move(label)), total_(total), mode_(mode),
+      start_(std::chrono::steady_clock::now()), last_draw_(start_) {
+  if (mode_ == Mode::kAuto) {
+    if (IsQuiet()) {
+      mode_ = Mode::kQuiet;
+    } else {
+      mode_ = isatty(STDERR_FILENO) ? Mode::kTerminal : Mode::kLog;
+    }
+  }
+}
+
+Progress::~Progress() { Finish(); }
+
+double Progress::elapsed_seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void Progress::Add(uint64_t bytes) {
+  done_ += bytes;
+  Tick();
+}
+
+void Progress::Tick() {
+  if (mode_ == Mode::kQuiet) return;
+  auto now = std::chrono::steady_clock::now();
+  auto interval = mode_ == Mode::kTerminal ? std::chrono::milliseconds(200) : std::chrono::seconds(5);
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock() || finished_ || now - last_draw_ < interval) return;
+  last_draw_ = now;
+  Draw(false);
+}
+
+void Progress::Draw(bool final) {
+  uint64_t done = done_.load();
+  double secs = elapsed_seconds();
+  std::string line = label_ + ": " + FormatBytes(done);
+  if (total_ > 0) {
+    char pct[16];
+    std::snprintf(pct, sizeof pct, " (%.0f%%)", 100.0 * static_cast<double>(done) / static_cast<double>(total_));
+    line += " of " + FormatBytes(total_) + pct;
+  }
+  line += ", " + FormatRate(done, secs);
+  if (total_ > done && secs > 0 && done > 0) {
+    double eta = secs * static_cast<double>(total_ - done) / static_cast<double>(done);
+    line += ", ETA " + FormatDuration(eta);
+  }
+  if (mode_ == Mode::kTerminal) {
+    std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final ? "\n" : "");
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+  std::fflush(stderr);
+}
+
+void Progress::Finish() {
+  std::lock_guard lock(mu_);
+  if (finished_) return;
+  finished_ = true;
+  if (mode_ == Mode::kTerminal) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
+}
+
+}  // namespace silo

@@ -1,0 +1,47 @@
+// Progress reporting for long operations: a live, rewritten line on a terminal,
+// plain log lines (at most one every few seconds) otherwise, nothing when quiet.
+// Thread-safe: Add() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace silo {
+
+class Progress {
+ public:
+  enum class Mode { kAuto, kTerminal, kLog, kQuiet };
+  // `total` is the expected number of bytes, 0 when unknown.
+  Progress(std::string label, uint64_t total, Mode mode = Mode::kAuto);
+  ~Progress();
+
+  void Add(uint64_t bytes);
+  // Redraws if enough time has passed; cheap to call often.
+  void Tick();
+  // Clears the live line; the caller prints its own summary afterwards.
+  void Finish();
+
+  uint64_t done() const { return done_.load(); }
+  double elapsed_seconds() const;
+
+ private:
+  void Draw(bool final);
+
+  std::string label_;
+  uint64_t total_;
+  Mode mode_;
+  std::atomic<uint64_t> done_{0};
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+  std::mutex mu_;
+  bool finished_ = false;
+};
+
+// Global verbosity set by the CLI's --quiet/--debug.
+void SetQuiet(bool quiet);
+bool IsQuiet();
+
+}  // namespace silo
