@@ -36,6 +36,7 @@ int RunPut(const Globals& g, PutArgs& a) {
   if (a.files.empty()) return Fail(Status::InvalidArgument("put: name a FILE, - for stdin, or --files-from LIST"));
   store::PutOptions opts;
   opts.sha1_alias = a.sha1;
+  opts.ref = a.ref;
   if (!a.expect.empty()) {
     auto d = store::Digest::Parse(a.expect);
     if (!d.ok()) return Fail(d.status().WithContext("--expect"));
@@ -78,10 +79,6 @@ int RunPut(const Globals& g, PutArgs& a) {
       std::printf("%s  %s\n", info->digest.ToString().c_str(), f.c_str());
     } else {
       std::printf("%s\n", info->digest.ToString().c_str());
-    }
-    if (!a.ref.empty()) {
-      Status s = store->SetRef(a.ref, info->digest);
-      if (!s.ok()) return Fail(s);
     }
   }
   std::fflush(stdout);

@@ -1,9 +1,12 @@
 // Garbage collection: mark from refs over links (at a snapshot), then sweep objects and
 // chunks that nothing reaches, while other writers go on (see gc_barrier.h).
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
+#include <utility>
 #include <unordered_set>
 
 #include "store/rocks.h"
@@ -18,10 +21,43 @@ constexpr size_t kBatch = 1024;
 struct SnapshotGuard {
   rocksdb::DB* db;
   const rocksdb::Snapshot* snap;
-  ~SnapshotGuard() { db->ReleaseSnapshot(snap); }
+  ~SnapshotGuard() { Release(); }
+  void Release() {
+    if (snap) db->ReleaseSnapshot(std::exchange(snap, nullptr));
+  }
 };
 
 }  // namespace
+
+Status StoreImpl::Reclaim(bool full) {
+  // Flush every column family first, so the WAL that still holds removed chunks can go.
+  rocksdb::FlushOptions fo;
+  SILO_TRY(FromRocks(db_->Flush(fo, cfs_), "gc: flush"));
+  // A plain compaction drops the tombstones, records which blobs became garbage, and
+  // deletes blob files that hold nothing else.
+  rocksdb::CompactRangeOptions plain;
+  for (auto* cf : {objects(), aliases(), chunk_meta(), chunks()}) {
+    SILO_TRY(FromRocks(db_->CompactRange(plain, cf, nullptr, nullptr), "gc: compact"));
+  }
+  // Blob files partly garbage: rewrite the live chunks of the oldest files up to the newest
+  // one that is at least a quarter garbage (all of them with --full), so the cost follows
+  // the garbage rather than the size of the store.
+  rocksdb::ColumnFamilyMetaData meta;
+  db_->GetColumnFamilyMetaData(chunks(), &meta);
+  auto files = meta.blob_files;
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.blob_file_number < b.blob_file_number; });
+  size_t upto = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto& f = files[i];
+    if (full || (f.garbage_blob_bytes > 0 && f.garbage_blob_bytes * 4 >= f.total_blob_bytes)) upto = i + 1;
+  }
+  if (upto == 0) return Status::Ok();
+  rocksdb::CompactRangeOptions force;
+  force.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
+  force.blob_garbage_collection_age_cutoff = static_cast<double>(upto) / static_cast<double>(files.size());
+  return FromRocks(db_->CompactRange(force, chunks(), nullptr, nullptr), "gc: rewrite blob files");
+}
 
 Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
   SILO_TRY(RequireWritable("gc"));
@@ -65,6 +101,9 @@ Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
       if (marked.insert(std::string(l.raw())).second) queue.push_back(l);
     }
   }
+
+  // The snapshot must go before the sweep: while held, compactions keep what it can see.
+  snap.Release();
 
   // Sweep objects: unmarked, not pinned or shaded by a concurrent writer.
   std::unordered_set<std::string> dead_chunks;
@@ -168,14 +207,7 @@ Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
     // Drop tombstones and let blob garbage collection release the space of dead chunks.
     // Blob files holding only dead chunks are dropped by the compaction. --full also
     // rewrites the live chunks of partly dead blob files, so no removed byte stays on disk.
-    rocksdb::CompactRangeOptions cro;
-    if (options.full) {
-      cro.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
-      cro.blob_garbage_collection_age_cutoff = 1.0;
-    }
-    for (auto* cf : {objects(), aliases(), chunk_meta(), chunks()}) {
-      SILO_TRY(FromRocks(db_->CompactRange(cro, cf, nullptr, nullptr), "gc: compact"));
-    }
+    SILO_TRY(Reclaim(options.full));
   }
   report.disk_bytes_after = DiskUsage();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -40,6 +40,9 @@ struct PutOptions {
   std::optional<uint64_t> expected_size;
   bool sha1_alias = false;     // also compute SHA-1 and record a sha1: alias
   std::vector<Digest> links;   // SHA-256 objects this object references (kept alive by gc)
+  // Point this ref at the object in the same atomic commit (no window in which a
+  // collection could see the object unreferenced).
+  std::string ref;
 };
 
 struct ObjectInfo {

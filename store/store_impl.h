@@ -53,6 +53,7 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* refs() { return cfs_[kRefs]; }
   rocksdb::ColumnFamilyHandle* meta() { return cfs_[kMeta]; }
   GcBarrier& barrier() { return barrier_; }
+  std::mutex& refs_mutex() { return refs_mu_; }
   ThreadPool& pool() { return *pool_; }
   uint32_t inline_max() const { return inline_max_; }
   int zstd_level() const { return zstd_level_; }
@@ -75,6 +76,8 @@ class StoreImpl final : public Store {
 
   StoreImpl() = default;
   Status InitMeta(const OpenOptions& options, bool created);
+  // After a collection: flush, compact, and rewrite blob files that are mostly garbage.
+  Status Reclaim(bool full);
 
   std::string path_;
   bool read_only_ = false;

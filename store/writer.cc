@@ -19,7 +19,6 @@ class WriterImpl final : public ObjectWriter {
       sha1_.emplace();
     }
     for (const auto& l : options_.links) store_->barrier().PinObject(std::string(l.raw()));
-    buf_.reserve(store_->chunk_params().max_size);
   }
 
   ~WriterImpl() override {
@@ -37,17 +36,38 @@ class WriterImpl final : public ObjectWriter {
       return Status::Integrity("content is larger than the expected size " +
                                std::to_string(*options_.expected_size));
     }
-    sha256_.Update(data);
-    if (sha1_) sha1_->Update(data);
     total_ += data.size();
-    while (!data.empty()) {
-      auto cut = chunker_.FindCut(data);
-      size_t take = cut ? *cut : data.size();
-      buf_.insert(buf_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
-      data = data.subspan(take);
-      if (cut) Dispatch();
+    // Hash and chunk block by block, so each block is still in cache for the second pass.
+    // A chunk that lies wholly inside `data` is hashed and stored straight from it (no
+    // copy), and Write waits for those before returning; a chunk that began in an earlier
+    // call, or continues into the next, is gathered in buf_.
+    size_t start = 0;  // where the current chunk begins in `data` (0 if it began earlier)
+    bool borrowed = false;
+    for (size_t off = 0; off < data.size();) {
+      ByteSpan block = data.subspan(off, std::min<size_t>(kHashBlock, data.size() - off));
+      sha256_.Update(block);
+      if (sha1_) sha1_->Update(block);
+      for (size_t b = 0; b < block.size();) {
+        auto cut = chunker_.FindCut(block.subspan(b));
+        if (!cut) break;
+        b += *cut;
+        ByteSpan chunk = data.subspan(start, off + b - start);
+        if (buf_.empty()) {
+          Dispatch(chunk, nullptr);
+          borrowed = true;
+        } else {
+          Append(chunk);
+          auto owned = std::make_shared<std::vector<uint8_t>>(std::move(buf_));
+          buf_ = std::vector<uint8_t>();
+          Dispatch(*owned, owned);
+        }
+        start = off + b;
+      }
+      off += block.size();
     }
-    return Status::Ok();
+    Append(data.subspan(start));
+    if (borrowed) inflight_.Wait();
+    return FirstError();
   }
 
   Result<ObjectInfo> Commit() override {
@@ -59,7 +79,9 @@ class WriterImpl final : public ObjectWriter {
       rec.inlined = true;
       rec.inline_data.assign(reinterpret_cast<const char*>(buf_.data()), buf_.size());
     } else if (!buf_.empty()) {
-      Dispatch();
+      auto owned = std::make_shared<std::vector<uint8_t>>(std::move(buf_));
+      buf_ = std::vector<uint8_t>();
+      Dispatch(*owned, owned);
     }
     inflight_.Wait();
     SILO_TRY(FirstError());
@@ -90,6 +112,8 @@ class WriterImpl final : public ObjectWriter {
     {
       // Under the barrier: a running collection either sees this object or never
       // deletes what it needs.
+      std::unique_lock<std::mutex> refs_lock;
+      if (!options_.ref.empty()) refs_lock = std::unique_lock(store_->refs_mutex());
       std::lock_guard lock(store_->barrier().mutex());
       rocksdb::PinnableSlice existing;
       auto rs = store_->db()->Get(rocksdb::ReadOptions(), store_->objects(), digest.raw(), &existing);
@@ -106,8 +130,9 @@ class WriterImpl final : public ObjectWriter {
         need_alias = !store_->db()->Get(rocksdb::ReadOptions(), store_->aliases(),
                                         Digest::Sha1(rec.sha1).raw(), &alias).ok();
       }
-      if (!info.existed || need_alias) {
+      if (!info.existed || need_alias || !options_.ref.empty()) {
         rocksdb::WriteBatch batch;
+        if (!options_.ref.empty()) batch.Put(store_->refs(), options_.ref, EncodeRefTarget(digest));
         if (!info.existed) {
           rec.created_us = NowMicros();
           info.created_us = rec.created_us;
@@ -146,30 +171,34 @@ class WriterImpl final : public ObjectWriter {
     return Status::Ok();
   }
 
-  void Dispatch() {
+  void Append(ByteSpan piece) {
+    if (piece.empty()) return;
+    if (buf_.capacity() == 0) buf_.reserve(store_->chunk_params().max_size);
+    buf_.insert(buf_.end(), piece.begin(), piece.end());
+  }
+
+  // Queues one chunk for the pool. `owner` keeps owned bytes alive; null when `chunk`
+  // borrows the caller's buffer (the caller then waits before returning).
+  void Dispatch(ByteSpan chunk, std::shared_ptr<std::vector<uint8_t>> owner) {
     // Bounded memory: at most a few chunks in flight per writer.
     inflight_.WaitBelow(2 * store_->pool().size() + 2);
     auto& slot = slots_.emplace_back();
-    slot.ref.length = static_cast<uint32_t>(buf_.size());
-    auto data = std::make_shared<std::vector<uint8_t>>(std::move(buf_));
-    buf_ = std::vector<uint8_t>();
-    buf_.reserve(store_->chunk_params().max_size);
+    slot.ref.length = static_cast<uint32_t>(chunk.size());
     // The first chunks of an object go through the WAL; past kLoggedBytes the rest skip it
     // and one flush before the commit makes them durable (a large object's bytes are then
     // written once to blob files instead of twice).
     const bool logged = dispatched_bytes_ < kLoggedBytes;
-    dispatched_bytes_ += data->size();
-    any_unlogged_ |= !logged;
+    dispatched_bytes_ += chunk.size();
     inflight_.Add();
-    store_->pool().Submit([this, &slot, data, logged] {
-      Status s = StoreChunk(*data, &slot, logged);
+    store_->pool().Submit([this, &slot, chunk, owner = std::move(owner), logged] {
+      Status s = StoreChunk(chunk, &slot, logged);
       if (!s.ok()) SetError(std::move(s));
       inflight_.Done();
     });
   }
 
   // Runs on the pool.
-  Status StoreChunk(const std::vector<uint8_t>& data, Slot* slot, bool logged) {
+  Status StoreChunk(ByteSpan data, Slot* slot, bool logged) {
     slot->ref.id = Sha256::Of(data);
     std::string key(KeyOf(slot->ref.id));
     store_->barrier().PinChunk(key);
@@ -213,8 +242,8 @@ class WriterImpl final : public ObjectWriter {
   std::mutex err_mu_;
   Status first_error_;
   static constexpr uint64_t kLoggedBytes = 8 << 20;
+  static constexpr size_t kHashBlock = 256 << 10;
   uint64_t dispatched_bytes_ = 0;
-  bool any_unlogged_ = false;
   uint64_t total_ = 0;
   uint64_t new_chunks_ = 0;
   uint64_t new_stored_ = 0;
@@ -226,6 +255,7 @@ class WriterImpl final : public ObjectWriter {
 
 Result<std::unique_ptr<ObjectWriter>> StoreImpl::NewWriter(const PutOptions& options) {
   SILO_TRY(RequireWritable("put"));
+  if (!options.ref.empty()) SILO_TRY(ValidateRefName(options.ref));
   for (const auto& l : options.links) {
     if (!l.is_sha256()) return Status::InvalidArgument("link " + l.ToString() + ": links name sha256 objects");
   }

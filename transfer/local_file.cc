@@ -15,7 +15,7 @@ namespace silo::transfer {
 
 namespace {
 constexpr size_t kBufferSize = 4 << 20;
-constexpr uint64_t kWindow = 64 << 20;
+constexpr uint64_t kWindow = 16 << 20;
 }
 
 Result<store::ObjectInfo> PutFile(store::Store& store, const std::string& path, const store::PutOptions& options,

@@ -1,6 +1,9 @@
 #include "tests/support/store_test.h"
 
+#include <rocksdb/db.h>
+
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -33,6 +36,34 @@ std::string ReadFileToString(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+bool CorruptStoredBytes(const std::string& store_path, std::string_view needle) {
+  bool found = false;
+  for (const auto& entry : std::filesystem::directory_iterator(store_path)) {
+    if (!entry.is_regular_file()) continue;
+    std::string content = ReadFileToString(entry.path());
+    for (size_t pos = content.find(needle); pos != std::string::npos; pos = content.find(needle, pos + 1)) {
+      content[pos + needle.size() / 2] ^= 0x5a;
+      found = true;
+      WriteFile(entry.path(), content);
+    }
+  }
+  return found;
+}
+
+bool SetFormatVersionForTest(const std::string& store_path, int version) {
+  rocksdb::DB* raw = nullptr;
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), store_path, &names).ok()) return false;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  if (!rocksdb::DB::Open(rocksdb::DBOptions(), store_path, descs, &handles, &raw).ok()) return false;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  bool ok = db->Put(rocksdb::WriteOptions(), handles[0], "format", std::to_string(version)).ok();
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  return ok;
 }
 
 }  // namespace silo::testing

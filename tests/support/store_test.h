@@ -36,4 +36,10 @@ std::string RandomBytes(size_t n, uint64_t seed);
 void WriteFile(const std::string& path, std::string_view data);
 std::string ReadFileToString(const std::string& path);
 
+// Flips one byte inside every occurrence of `needle` in the files of a closed store;
+// false when the bytes were not found.
+bool CorruptStoredBytes(const std::string& store_path, std::string_view needle);
+// Rewrites the format record of a closed store (to test refusing newer formats).
+bool SetFormatVersionForTest(const std::string& store_path, int version);
+
 }  // namespace silo::testing
