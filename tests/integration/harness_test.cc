@@ -106,7 +106,7 @@ bool Contains(const std::string& haystack, const std::string& needle) {
 // ---------------------------------------------------------------------------------------
 // Process, RunCommand, FreeLoopbackPort
 
-TEST(HarnessProcess, RunCommandCapturesOutputAndExitCode) {
+TEST(harnessProcess, RunCommandCapturesOutputAndExitCode) {
   std::string out;
   EXPECT_EQ(RunCommand({"sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"}, &out), 3);
   EXPECT_TRUE(Contains(out, "to-stdout")) << out;
@@ -118,14 +118,14 @@ TEST(HarnessProcess, RunCommandCapturesOutputAndExitCode) {
   EXPECT_EQ(RunCommand({"sh", "-c", "kill -TERM $$"}), 128 + SIGTERM);
 }
 
-TEST(HarnessProcess, RunCommandReportsMissingProgram) {
+TEST(harnessProcess, RunCommandReportsMissingProgram) {
   std::string out;
   EXPECT_EQ(RunCommand({"silo-no-such-program-here"}, &out), 127);
   EXPECT_TRUE(Contains(out, "silo-no-such-program-here")) << out;
   EXPECT_TRUE(Contains(out, "No such file")) << out;
 }
 
-TEST(HarnessProcess, RunCommandKillsAfterTimeout) {
+TEST(harnessProcess, RunCommandKillsAfterTimeout) {
   std::string out;
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(RunCommand({"sleep", "30"}, &out, milliseconds(200)), 124);
@@ -133,7 +133,7 @@ TEST(HarnessProcess, RunCommandKillsAfterTimeout) {
   EXPECT_TRUE(Contains(out, "killed after")) << out;
 }
 
-TEST(HarnessProcess, SpawnRedirectsOutputWithEnvAndCwd) {
+TEST(harnessProcess, SpawnRedirectsOutputWithEnvAndCwd) {
   TempDir tmp;
   ::setenv("SILO_HARNESS_DROPPED", "inherited", 1);
   Process::Options o;
@@ -152,7 +152,7 @@ TEST(HarnessProcess, SpawnRedirectsOutputWithEnvAndCwd) {
   ::unsetenv("SILO_HARNESS_DROPPED");
 }
 
-TEST(HarnessProcess, SameFileForStdoutAndStderrKeepsBoth) {
+TEST(harnessProcess, SameFileForStdoutAndStderrKeepsBoth) {
   TempDir tmp;
   Process::Options o;
   o.argv = {"sh", "-c", "echo one; echo two >&2; echo three"};
@@ -162,7 +162,7 @@ TEST(HarnessProcess, SameFileForStdoutAndStderrKeepsBoth) {
   EXPECT_EQ(Slurp(tmp / "both.log"), "one\ntwo\nthree\n");
 }
 
-TEST(HarnessProcess, StopTerminatesAndReaps) {
+TEST(harnessProcess, StopTerminatesAndReaps) {
   Process p(Program({"sleep", "60"}));
   const pid_t pid = p.pid();
   ASSERT_GT(pid, 0);
@@ -174,7 +174,7 @@ TEST(HarnessProcess, StopTerminatesAndReaps) {
   EXPECT_EQ(p.Stop(), 128 + SIGTERM);  // idempotent
 }
 
-TEST(HarnessProcess, StopEscalatesToSigkill) {
+TEST(harnessProcess, StopEscalatesToSigkill) {
   TempDir tmp;
   const std::string ready = tmp / "ready";
   // Ignores SIGTERM (inherited across exec), says so, then becomes `sleep`.
@@ -188,7 +188,7 @@ TEST(HarnessProcess, StopEscalatesToSigkill) {
   EXPECT_TRUE(Gone(pid));
 }
 
-TEST(HarnessProcess, DestructorAndMoveAssignStop) {
+TEST(harnessProcess, DestructorAndMoveAssignStop) {
   pid_t first = -1;
   pid_t second = -1;
   {
@@ -204,7 +204,7 @@ TEST(HarnessProcess, DestructorAndMoveAssignStop) {
   EXPECT_TRUE(Gone(second));
 }
 
-TEST(HarnessProcess, MissingProgramThrows) {
+TEST(harnessProcess, MissingProgramThrows) {
   try {
     Process p(Program({"/nonexistent/silo-program"}));
     FAIL() << "expected an exception";
@@ -217,7 +217,7 @@ TEST(HarnessProcess, MissingProgramThrows) {
   EXPECT_THROW(Process{bad_log}, std::runtime_error);
 }
 
-TEST(HarnessProcess, FreeLoopbackPortIsBindable) {
+TEST(harnessProcess, FreeLoopbackPortIsBindable) {
   int port = FreeLoopbackPort();
   ASSERT_GT(port, 0);
   ASSERT_LT(port, 65536);
@@ -234,7 +234,7 @@ TEST(HarnessProcess, FreeLoopbackPortIsBindable) {
 // ---------------------------------------------------------------------------------------
 // Registry and imagegen
 
-TEST(HarnessRegistry, PlainRegistryTakesImagegenPush) {
+TEST(harnessRegistry, PlainRegistryTakesImagegenPush) {
   TempDir tmp;
   Registry registry(tmp / "registry");
   registry.Start();
@@ -279,7 +279,7 @@ TEST(HarnessRegistry, PlainRegistryTakesImagegenPush) {
   EXPECT_TRUE(Gone(pid2));
 }
 
-TEST(HarnessRegistry, HtpasswdRequiresCredentials) {
+TEST(harnessRegistry, HtpasswdRequiresCredentials) {
   TempDir tmp;
   Registry::Options options;
   options.htpasswd = true;
@@ -303,7 +303,7 @@ TEST(HarnessRegistry, HtpasswdRequiresCredentials) {
   EXPECT_TRUE(Gone(pid));
 }
 
-TEST(HarnessRegistry, TlsWithGeneratedCa) {
+TEST(harnessRegistry, TlsWithGeneratedCa) {
   TempDir tmp;
   Registry::Options options;
   options.tls = true;
@@ -337,7 +337,7 @@ TEST(HarnessRegistry, TlsWithGeneratedCa) {
   EXPECT_TRUE(Gone(pid));
 }
 
-TEST(HarnessRegistry, DeleteOption) {
+TEST(harnessRegistry, DeleteOption) {
   const std::string missing = "/v2/nothing/here/manifests/sha256:" + std::string(64, '0');
   TempDir tmp;
   Registry off(tmp / "off");
@@ -350,7 +350,7 @@ TEST(HarnessRegistry, DeleteOption) {
   EXPECT_EQ(HttpCode({"-X", "DELETE"}, on.url() + missing), "404");
 }
 
-TEST(HarnessRegistry, PortClashMovesToAnotherPort) {
+TEST(harnessRegistry, PortClashMovesToAnotherPort) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);
   sockaddr_in addr{};
@@ -372,7 +372,7 @@ TEST(HarnessRegistry, PortClashMovesToAnotherPort) {
   ::close(fd);
 }
 
-TEST(HarnessRegistry, DestructorStopsRegistry) {
+TEST(harnessRegistry, DestructorStopsRegistry) {
   TempDir tmp;
   pid_t pid = -1;
   {
@@ -385,7 +385,7 @@ TEST(HarnessRegistry, DestructorStopsRegistry) {
   EXPECT_TRUE(Gone(pid));
 }
 
-TEST(HarnessRegistry, StartFailureQuotesTheLog) {
+TEST(harnessRegistry, StartFailureQuotesTheLog) {
   TempDir tmp;
   Registry::Options options;
   options.tls = true;
@@ -405,7 +405,7 @@ TEST(HarnessRegistry, StartFailureQuotesTheLog) {
   EXPECT_FALSE(registry.running());
 }
 
-TEST(HarnessImagegen, DeterministicAndSet2SharesBlobsWithSet1) {
+TEST(harnessImagegen, DeterministicAndSet2SharesBlobsWithSet1) {
   TempDir tmp;
   for (const char* name : {"a", "b"}) {
     std::string out;
