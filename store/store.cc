@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kCfNames[] = {"default", "objects", "aliases", "chunks", "chunk_meta", "refs"};
+const char* const kCfNames[] = {"default", "objects", "aliases", "chunks", "chunk_meta", "refs", "index"};
 
 rocksdb::ColumnFamilyOptions RecordCfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions o;

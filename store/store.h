@@ -12,6 +12,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <utility>
 #include <span>
 #include <string>
 #include <vector>
@@ -176,6 +178,23 @@ class Store {
   virtual Status DeleteRef(const std::string& name, std::optional<Digest> expected = std::nullopt) = 0;
   // Refs whose names start with `prefix`, sorted by name.
   virtual Result<std::vector<RefEntry>> ListRefs(const std::string& prefix) = 0;
+
+  // --- indexes ---
+  // A small key-value space for indexes kept beside the objects (stat caches, export
+  // trackers, pull-through bookkeeping). `space` names the index ("statcache/home"); keys
+  // and values are arbitrary bytes. Index entries are not roots: gc ignores them, so an
+  // index must tolerate naming objects that have since been collected.
+  virtual Result<std::optional<std::string>> GetIndex(std::string_view space, std::string_view key) = 0;
+  virtual Status PutIndex(std::string_view space, std::string_view key, std::string_view value) = 0;
+  // Applies puts (value set) and deletes (value nullopt) atomically.
+  virtual Status WriteIndex(std::string_view space,
+                            std::span<const std::pair<std::string, std::optional<std::string>>> changes) = 0;
+  // Calls `fn(key, value)` for each key starting with `prefix`, in key order, until it
+  // returns false.
+  virtual Status ScanIndex(std::string_view space, std::string_view prefix,
+                           const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  // Removes every key of `space`.
+  virtual Status DropIndex(std::string_view space) = 0;
 
   // --- maintenance ---
   virtual Result<GcReport> CollectGarbage(const GcOptions& options) = 0;

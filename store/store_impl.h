@@ -40,6 +40,14 @@ class StoreImpl final : public Store {
   Status DeleteRef(const std::string& name, std::optional<Digest> expected) override;
   Result<std::vector<RefEntry>> ListRefs(const std::string& prefix) override;
 
+  Result<std::optional<std::string>> GetIndex(std::string_view space, std::string_view key) override;
+  Status PutIndex(std::string_view space, std::string_view key, std::string_view value) override;
+  Status WriteIndex(std::string_view space,
+                    std::span<const std::pair<std::string, std::optional<std::string>>> changes) override;
+  Status ScanIndex(std::string_view space, std::string_view prefix,
+                   const std::function<bool(std::string_view, std::string_view)>& fn) override;
+  Status DropIndex(std::string_view space) override;
+
   Result<GcReport> CollectGarbage(const GcOptions& options) override;
   Result<FsckReport> Check(const FsckOptions& options) override;
   Result<StoreStats> Stats() override;
@@ -52,6 +60,7 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* chunk_meta() { return cfs_[kChunkMeta]; }
   rocksdb::ColumnFamilyHandle* refs() { return cfs_[kRefs]; }
   rocksdb::ColumnFamilyHandle* meta() { return cfs_[kMeta]; }
+  rocksdb::ColumnFamilyHandle* index() { return cfs_[kIndex]; }
   GcBarrier& barrier() { return barrier_; }
   std::mutex& refs_mutex() { return refs_mu_; }
   ThreadPool& pool() { return *pool_; }
@@ -72,7 +81,7 @@ class StoreImpl final : public Store {
   uint64_t DiskUsage() const;
 
  private:
-  enum Cf { kMeta = 0, kObjects, kAliases, kChunks, kChunkMeta, kRefs, kCfCount };
+  enum Cf { kMeta = 0, kObjects, kAliases, kChunks, kChunkMeta, kRefs, kIndex, kCfCount };
 
   StoreImpl() = default;
   Status InitMeta(const OpenOptions& options, bool created);

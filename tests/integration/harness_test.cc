@@ -40,7 +40,9 @@ Process::Options Program(std::vector<std::string> argv) {
 }
 
 // True once no process has this pid (it was reaped, not just killed).
-bool Gone(pid_t pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
+bool Gone(pid_t pid) {
+  return ::kill(pid, 0) == -1 && errno == ESRCH;
+}
 
 std::string Slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -79,9 +81,11 @@ std::string HttpCode(const std::vector<std::string>& extra_args, const std::stri
 std::vector<std::string> PushImages(const Registry& registry, const TempDir& tmp, int set,
                                     const std::vector<std::string>& extra = {}) {
   const std::string list = tmp / ("set" + std::to_string(set) + ".txt");
-  std::vector<std::string> argv = {"python3",      kImagegen, "--registry", registry.host_port(), "--set",
-                                   std::to_string(set), "--list",  list,         "--work",
-                                   tmp / ("work" + std::to_string(set))};
+  std::vector<std::string> argv = {"python3",    kImagegen,
+                                   "--registry", registry.host_port(),
+                                   "--set",      std::to_string(set),
+                                   "--list",     list,
+                                   "--work",     tmp / ("work" + std::to_string(set))};
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::string out;
   int rc = RunCommand(argv, &out);
@@ -315,8 +319,9 @@ TEST(harnessRegistry, TlsWithGeneratedCa) {
   EXPECT_EQ(HttpCode({"--cacert", registry.ca_cert_path()}, registry.url() + "/v2/", &curl_rc), "200");
   EXPECT_EQ(curl_rc, 0);
   // The certificate names localhost too.
-  EXPECT_EQ(HttpCode({"--cacert", registry.ca_cert_path()}, "https://localhost:" + std::to_string(registry.port()) + "/v2/"),
-            "200");
+  EXPECT_EQ(
+      HttpCode({"--cacert", registry.ca_cert_path()}, "https://localhost:" + std::to_string(registry.port()) + "/v2/"),
+      "200");
   // Without the CA the certificate is not trusted (curl exit 60).
   HttpCode({}, registry.url() + "/v2/", &curl_rc);
   EXPECT_NE(curl_rc, 0);
@@ -409,7 +414,8 @@ TEST(harnessImagegen, DeterministicAndSet2SharesBlobsWithSet1) {
   TempDir tmp;
   for (const char* name : {"a", "b"}) {
     std::string out;
-    ASSERT_EQ(RunCommand({"python3", kImagegen, "--no-push", "--set", "1", "--oci-dir", tmp / name, "--quiet"}, &out), 0)
+    ASSERT_EQ(RunCommand({"python3", kImagegen, "--no-push", "--set", "1", "--oci-dir", tmp / name, "--quiet"}, &out),
+              0)
         << out;
   }
   EXPECT_EQ(Slurp(tmp / "a/index.json"), Slurp(tmp / "b/index.json"));

@@ -11,28 +11,36 @@ owners and entry order, gzip header mtime 0), so digests are stable across runs 
 machine (the gzip bytes depend on the zlib version).
 
 Image sets (see catalog()):
-  --set 1   base distro images, language runtimes built on them, and apps built on those;
-            the base layers are shared by many images, some images have two tags.
+  --set 1   base distro images (debian: 3 base layers, alpine: 1), language runtimes built
+            on them (python, a JDK), and apps built on those, so the base layers are shared
+            by many images; both multi-arch indexes (linux/amd64 + linux/arm64) and
+            single-arch manifests; arch-independent layers (source, jars) shared inside an
+            index; one image with two tags; a whiteout; symlinks.
   --set 2   the "next day" of set 1 for incremental air-gap tests: the same bases and
-            runtimes, unchanged images under the same tags, new versions of some apps under
-            new tags (some of their layers identical to set 1, some changed a little),
-            and a few new images. Set 2 never re-points a tag of set 1 at other content, so
-            both sets can live in one registry.
+            runtimes, unchanged images under the same tags (same digests), new versions of
+            some apps under new tags (dependency layers identical to set 1, app layers
+            changed a little), and a few new images. Set 2 never re-points a tag of set 1
+            at other content, so both sets can live in one registry.
 Sizes:
-  --size small  a handful of images, a few MiB in all (gzip level 6); seconds.
-  --size large  20+ images, more than 1 GiB of unique compressed blobs (gzip level 1),
-                layers generated in parallel (--jobs).
+  --size small  8 (set 1) / 10 (set 2) references, about 4 MiB of blobs, gzip level 6
+                (zlib throughout); well under a second to generate.
+  --size large  28 / 32 references, about 1.1 / 1.2 GiB of unique compressed blobs. Layers
+                are generated in parallel (--jobs); text is deflated at level 1 and random
+                bytes go into deflate stored blocks directly (zlib would spend ~25 MB/s
+                failing to compress them and then store them anyway): one ordinary gzip
+                member either way.
 
 Output: one reference per line (HOST:PORT/REPO:TAG, or REPO:TAG with --no-push and no
 --registry) on stdout, and into --list FILE. Progress and totals go to stderr.
 --summary FILE writes JSON with each image's digest, platforms and blobs, and every blob's
 size, so a test can tell which blobs set 2 adds to set 1.
 
-The OCI layout (kept with --oci-dir DIR, otherwise made under the work dir and removed)
-names each image "REPO:TAG" (annotation org.opencontainers.image.ref.name), so
-`skopeo copy oci:DIR:apps/python-app:1.0 ...` works. Generating into an --oci-dir that
-already holds layers reuses them (imagegen-cache.json), so set 2 after set 1 only
-generates the new layers.
+The OCI layout (kept with --oci-dir DIR or --work DIR, else made in a temporary directory and
+removed) names each image "REPO:TAG" (annotation org.opencontainers.image.ref.name), so
+`skopeo copy oci:DIR:apps/python-app:1.0 ...` and `umoci unpack --image DIR:REPO:TAG` work.
+Generating into a layout that already holds layers reuses them (imagegen-cache.json), so
+set 2 after set 1 into the same --oci-dir only generates the new layers; index.json then
+names the images of both sets.
 """
 
 import argparse
@@ -151,7 +159,7 @@ def derive_layer(parent, key, created_by, change=0.3, grow=0.05):
     content (sizes moved by up to 10%), and about `grow` more bytes of new files."""
     rng = random.Random("derive:" + key)
     entries = []
-    added = 0
+    total = 0
     for path, kind, size, seed, target in parent.entries:
         if kind in ("file", "text") and rng.random() < change:
             size = max(1, int(size * rng.uniform(0.9, 1.1)))
@@ -159,14 +167,14 @@ def derive_layer(parent, key, created_by, change=0.3, grow=0.05):
         if kind != "dir":
             entries.append([path, kind, size, seed, target])
         if kind in ("file", "text"):
-            added += size
+            total += size
     files = [e for e in entries if e[1] in ("file", "text")]
     if files and grow > 0:
         like = files[rng.randrange(len(files))]
         d = os.path.dirname(like[0])
         name = "%s/%s-new-%s%s" % (d, rng.choice(WORDS), key.replace("/", "-"),
                                    os.path.splitext(like[0])[1])
-        entries.append([name, like[1], max(1, int(added * grow)), "%s:%s" % (key, name), ""])
+        entries.append([name, like[1], max(1, int(total * grow)), "%s:%s" % (key, name), ""])
     return Layer(key, _with_dirs(entries), created_by, parent.level, parent.fast)
 
 
@@ -706,7 +714,9 @@ def main(argv=None):
     p.add_argument("--list", metavar="FILE", help="also write the references here")
     p.add_argument("--summary", metavar="FILE", help="write digests, platforms and blobs as JSON")
     p.add_argument("--oci-dir", metavar="DIR", help="keep the OCI layout here")
-    p.add_argument("--work", metavar="DIR", help="scratch directory (default: a temporary one, removed)")
+    p.add_argument("--work", metavar="DIR",
+                   help="scratch directory, kept; the layout goes to DIR/oci unless --oci-dir "
+                        "(default: a temporary directory, removed at exit)")
     p.add_argument("--no-push", action="store_true", help="only generate the layout")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="layer generation processes")
     p.add_argument("--push-jobs", type=int, default=4, help="concurrent skopeo copies")

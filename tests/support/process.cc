@@ -22,7 +22,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string Errno(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+std::string Errno(const std::string& what, int err) {
+  return what + ": " + std::strerror(err);
+}
 
 // Closes an fd when it goes out of scope.
 class Fd {
@@ -203,16 +205,18 @@ Process::Process(const Options& options) {
   spec.env_drop_prefixes = &options.env_drop_prefixes;
   spec.cwd = options.cwd;
   spec.stdout_fd = out_fd.get();
-  spec.stderr_fd = options.stderr_path.empty()                   ? -1
+  spec.stderr_fd = options.stderr_path.empty()                  ? -1
                    : options.stderr_path == options.stdout_path ? out_fd.get()
-                                                                 : err_fd.get();
+                                                                : err_fd.get();
   spec.die_with_parent = options.die_with_parent;
   SpawnResult r = Spawn(spec);
   if (!r.error.empty()) throw std::runtime_error(r.error);
   pid_ = r.pid;
 }
 
-Process::~Process() { Stop(); }
+Process::~Process() {
+  Stop();
+}
 
 Process::Process(Process&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)), exit_status_(std::exchange(other.exit_status_, std::nullopt)) {}
@@ -236,7 +240,9 @@ bool Process::Reap(bool block) {
   return true;
 }
 
-bool Process::Running() { return pid_ >= 0 && !Reap(false); }
+bool Process::Running() {
+  return pid_ >= 0 && !Reap(false);
+}
 
 std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
   if (pid_ < 0) return exit_status_;
@@ -261,8 +267,7 @@ int Process::Stop(std::chrono::milliseconds grace) {
   return exit_status_.value_or(-1);
 }
 
-int RunCommand(const std::vector<std::string>& argv, std::string* output,
-               std::chrono::milliseconds timeout) {
+int RunCommand(const std::vector<std::string>& argv, std::string* output, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(Errno("pipe", errno));

@@ -81,13 +81,21 @@ authorityKeyIdentifier = keyid
 
 Registry::Registry(std::string dir, Options options) : dir_(std::move(dir)), options_(std::move(options)) {}
 
-Registry::~Registry() { Stop(); }
+Registry::~Registry() {
+  Stop();
+}
 
-std::string Registry::url() const { return (options_.tls ? "https://" : "http://") + host_port_; }
+std::string Registry::url() const {
+  return (options_.tls ? "https://" : "http://") + host_port_;
+}
 
-bool Registry::running() { return process_.Running(); }
+bool Registry::running() {
+  return process_.Running();
+}
 
-void Registry::Stop() { process_.Stop(); }
+void Registry::Stop() {
+  process_.Stop();
+}
 
 std::string Registry::LogTail(size_t lines) const {
   std::istringstream in(ReadFile(log_path()));
@@ -137,9 +145,26 @@ void Registry::MakeCertificates() {
   csr.insert(csr.end(), {"-keyout", tls + "/server.key", "-out", tls + "/server.csr", "-subj", "/CN=localhost"});
   MustRun(csr);
 
-  MustRun({"openssl", "x509", "-req", "-in", tls + "/server.csr", "-CA", tls + "/ca.crt", "-CAkey", tls + "/ca.key",
-           "-CAcreateserial", "-CAserial", tls + "/ca.srl", "-days", "7", "-extfile", cnf, "-extensions",
-           "server_ext", "-out", tls + "/server.crt"});
+  MustRun({"openssl",
+           "x509",
+           "-req",
+           "-in",
+           tls + "/server.csr",
+           "-CA",
+           tls + "/ca.crt",
+           "-CAkey",
+           tls + "/ca.key",
+           "-CAcreateserial",
+           "-CAserial",
+           tls + "/ca.srl",
+           "-days",
+           "7",
+           "-extfile",
+           cnf,
+           "-extensions",
+           "server_ext",
+           "-out",
+           tls + "/server.crt"});
 
   // skopeo reads every *.crt in a cert dir as a CA and wants a *.cert for every *.key, so
   // this directory holds the CA certificate and nothing else.
@@ -159,14 +184,16 @@ void Registry::WriteConfig() const {
     << "  filesystem:\n"
     << "    rootdirectory: " << YamlQuote(storage_path()) << "\n"
     << "  delete:\n"
-    << "    enabled: " << (options_.delete_enabled ? "true" : "false") << "\n"
+    << "    enabled: " << (options_.delete_enabled ? "true" : "false")
+    << "\n"
     // No blob descriptor cache: a test that deletes or garbage-collects sees the truth.
     // No upload purging: it would walk the storage in the background.
     << "  maintenance:\n"
     << "    uploadpurging:\n"
     << "      enabled: false\n"
     << "http:\n"
-    << "  addr: 127.0.0.1:" << port_ << "\n"
+    << "  addr: 127.0.0.1:" << port_
+    << "\n"
     // A fixed secret (upload state is signed with it) instead of a random one per start.
     << "  secret: silo-test-secret\n"
     << "  headers:\n"
@@ -214,8 +241,8 @@ std::string Registry::WaitUntilUp(bool* port_clash) {
       if (status == expected && Lower(out).find("docker-distribution-api-version: registry/2.0") != std::string::npos) {
         return "";
       }
-      last = "GET " + url() + "/v2/: curl exit " + std::to_string(rc) + ", HTTP " + std::to_string(status) +
-             " (want " + std::to_string(expected) + "): " + out.substr(0, 300);
+      last = "GET " + url() + "/v2/: curl exit " + std::to_string(rc) + ", HTTP " + std::to_string(status) + " (want " +
+             std::to_string(expected) + "): " + out.substr(0, 300);
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       return "not up within " + std::to_string(options_.start_timeout.count()) + " ms; last check: " + last;
@@ -247,8 +274,8 @@ void Registry::Start() {
     process_.Stop();
     if (!clash || attempt == kAttempts) {
       throw std::runtime_error("registry " + url() + " (" + dir_ + ") did not start: " + why +
-                               (clashes.empty() ? "" : " (after port clashes: " + clashes + ")") + "\n--- last lines of " +
-                               log_path() + " ---\n" + tail);
+                               (clashes.empty() ? "" : " (after port clashes: " + clashes + ")") +
+                               "\n--- last lines of " + log_path() + " ---\n" + tail);
     }
     clashes += (clashes.empty() ? "" : ", ") + std::to_string(port_);
     port = FreeLoopbackPort();
