@@ -207,6 +207,26 @@ TEST_F(Store, RefsSetGetListCompareAndSetDelete) {
   EXPECT_EQ(**store_->GetRef("export/tracker"), c.digest);
 }
 
+TEST_F(Store, IndexSpacesAreSeparateOrderedAndAtomic) {
+  ASSERT_TRUE(store_->PutIndex("statcache/a", "k1", "v1").ok());
+  ASSERT_TRUE(store_->PutIndex("statcache/a", "k2", "v2").ok());
+  ASSERT_TRUE(store_->PutIndex("statcache/ab", "k1", "other").ok());
+  EXPECT_EQ(**store_->GetIndex("statcache/a", "k1"), "v1");
+  EXPECT_FALSE(store_->GetIndex("statcache/a", "k3")->has_value());
+  std::vector<std::pair<std::string, std::optional<std::string>>> changes{{"k1", std::nullopt}, {"k3", "v3"}};
+  ASSERT_TRUE(store_->WriteIndex("statcache/a", changes).ok());
+  std::vector<std::string> seen;
+  ASSERT_TRUE(store_->ScanIndex("statcache/a", "", [&](std::string_view k, std::string_view v) {
+    seen.push_back(std::string(k) + "=" + std::string(v));
+    return true;
+  }).ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"k2=v2", "k3=v3"}));
+  ASSERT_TRUE(store_->DropIndex("statcache/a").ok());
+  EXPECT_FALSE(store_->GetIndex("statcache/a", "k2")->has_value());
+  EXPECT_EQ(**store_->GetIndex("statcache/ab", "k1"), "other");
+  EXPECT_EQ(store_->PutIndex("", "k", "v").code(), Code::kInvalidArgument);
+}
+
 TEST_F(Store, OpenErrorsNameThePathAndTheProblem) {
   Close();
   // A directory with other files is not a store.
