@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2016
 # bench/lib.sh: shared helpers for silo benchmark scripts. Source it; do not run it.
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

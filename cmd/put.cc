@@ -62,7 +62,7 @@ int RunPut(const Globals& g, PutArgs& a) {
   for (const auto& f : a.files) total += FileSize(f);
   Progress progress("put", total);
   uint64_t failed = 0, new_bytes = 0, existed = 0;
-  const bool many = a.files.size() > 1;
+  const bool many = a.files.size() > 1 || !a.files_from.empty();
   for (const auto& f : a.files) {
     if (Interrupted()) break;
     auto info = transfer::PutFile(*store, f, opts, &progress);

@@ -134,6 +134,7 @@ class WriterImpl final : public ObjectWriter {
         rocksdb::WriteBatch batch;
         if (!options_.ref.empty()) batch.Put(store_->refs(), options_.ref, EncodeRefTarget(digest));
         if (!info.existed) {
+          if (rec.inlined) info.new_stored_bytes += rec.inline_data.size();
           rec.created_us = NowMicros();
           info.created_us = rec.created_us;
           batch.Put(store_->objects(), digest.raw(), rec.Encode());

@@ -203,7 +203,10 @@ void Registry::WriteConfig() const {
       << "    certificate: " << YamlQuote(dir_ + "/tls/server.crt") << "\n"
       << "    key: " << YamlQuote(dir_ + "/tls/server.key") << "\n";
   }
-  if (options_.htpasswd) {
+  if (!options_.auth_yaml.empty()) {
+    y << "auth:\n" << options_.auth_yaml;
+    if (options_.auth_yaml.back() != '\n') y << "\n";
+  } else if (options_.htpasswd) {
     y << "auth:\n"
       << "  htpasswd:\n"
       << "    realm: silo-test\n"
@@ -218,7 +221,7 @@ void Registry::WriteConfig() const {
 std::string Registry::WaitUntilUp(bool* port_clash) {
   *port_clash = false;
   const std::string listening = "listening on 127.0.0.1:" + std::to_string(port_);
-  const int expected = options_.htpasswd ? 401 : 200;
+  const int expected = options_.htpasswd || !options_.auth_yaml.empty() ? 401 : 200;
   const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   std::string last = "the log never said \"" + listening + "\"";
   for (;;) {

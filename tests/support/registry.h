@@ -36,6 +36,10 @@ struct RegistryOptions {
   bool tls = false;
   // Allows DELETE of manifests and blobs (the registry answers 405 otherwise).
   bool delete_enabled = false;
+  // Raw YAML for the body of the config's `auth:` section, every line indented by two
+  // spaces (e.g. a `token:` block; see tests/support/token_registry.h). Non-empty replaces
+  // htpasswd, and Start() then expects GET /v2/ to answer 401.
+  std::string auth_yaml;
   // First port to try; 0 picks a free one. On a port clash Start() moves to a free port.
   int port = 0;
   // How long Start() waits for GET /v2/ to answer.
