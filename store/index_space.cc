@@ -12,7 +12,9 @@ Status CheckSpace(std::string_view space) {
   return Status::Ok();
 }
 
-std::string Key(std::string_view space, std::string_view key) {
+}  // namespace
+
+std::string StoreImpl::IndexKey(std::string_view space, std::string_view key) {
   std::string k;
   k.reserve(space.size() + 1 + key.size());
   k.append(space);
@@ -21,12 +23,10 @@ std::string Key(std::string_view space, std::string_view key) {
   return k;
 }
 
-}  // namespace
-
 Result<std::optional<std::string>> StoreImpl::GetIndex(std::string_view space, std::string_view key) {
   SILO_TRY(CheckSpace(space));
   std::string value;
-  auto rs = db_->Get(rocksdb::ReadOptions(), index(), Key(space, key), &value);
+  auto rs = db_->Get(rocksdb::ReadOptions(), index(), IndexKey(space, key), &value);
   if (rs.IsNotFound()) return std::optional<std::string>();
   SILO_TRY(FromRocks(rs, "index " + std::string(space)));
   return std::optional<std::string>(std::move(value));
@@ -44,9 +44,9 @@ Status StoreImpl::WriteIndex(std::string_view space,
   rocksdb::WriteBatch batch;
   for (const auto& [key, value] : changes) {
     if (value) {
-      SILO_TRY(FromRocks(batch.Put(index(), Key(space, key), *value), "index"));
+      SILO_TRY(FromRocks(batch.Put(index(), IndexKey(space, key), *value), "index"));
     } else {
-      SILO_TRY(FromRocks(batch.Delete(index(), Key(space, key)), "index"));
+      SILO_TRY(FromRocks(batch.Delete(index(), IndexKey(space, key)), "index"));
     }
   }
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "index " + std::string(space));
@@ -55,7 +55,7 @@ Status StoreImpl::WriteIndex(std::string_view space,
 Status StoreImpl::ScanIndex(std::string_view space, std::string_view prefix,
                             const std::function<bool(std::string_view, std::string_view)>& fn) {
   SILO_TRY(CheckSpace(space));
-  std::string start = Key(space, prefix);
+  std::string start = IndexKey(space, prefix);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), index()));
   for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
     std::string_view k = it->key().ToStringView().substr(space.size() + 1);
@@ -67,7 +67,7 @@ Status StoreImpl::ScanIndex(std::string_view space, std::string_view prefix,
 Status StoreImpl::DropIndex(std::string_view space) {
   SILO_TRY(RequireWritable("index"));
   SILO_TRY(CheckSpace(space));
-  std::string begin = Key(space, "");
+  std::string begin = IndexKey(space, "");
   std::string end(space);
   end.push_back('\1');
   return FromRocks(db_->DeleteRange(rocksdb::WriteOptions(), index(), begin, end), "index " + std::string(space));

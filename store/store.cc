@@ -267,6 +267,13 @@ Status StoreImpl::EnsureChunksDurable() {
   return Status::Ok();
 }
 
+Status StoreImpl::DropDamagedChunk(const ChunkId& id) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(chunks(), KeyOf(id));
+  batch.Delete(chunk_meta(), KeyOf(id));
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "drop damaged chunk");
+}
+
 bool StoreImpl::ChunkExists(const ChunkId& id) {
   rocksdb::PinnableSlice value;
   return db_->Get(rocksdb::ReadOptions(), chunk_meta(), KeyOf(id), &value).ok();

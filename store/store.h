@@ -45,6 +45,10 @@ struct PutOptions {
   // Point this ref at the object in the same atomic commit (no window in which a
   // collection could see the object unreferenced).
   std::string ref;
+  // Makes the write resumable: progress is checkpointed under this key (every 128 MiB and
+  // on Checkpoint()), and a later writer with the same key starts from the last
+  // checkpoint (bytes_written() tells where) after re-verifying what was stored.
+  std::string resume_key;
 };
 
 struct ObjectInfo {
@@ -70,7 +74,12 @@ class ObjectWriter {
   // Checks the expected digest and size, then makes the object visible atomically.
   // Integrity error (nothing visible) when they do not match.
   virtual Result<ObjectInfo> Commit() = 0;
+  // Bytes accepted so far, including those restored from a checkpoint.
   virtual uint64_t bytes_written() const = 0;
+  // Persists progress for `resume_key` (no-op without one): waits for chunks in flight,
+  // makes them durable and records them. Bytes after the last chunk boundary are not
+  // kept, so bytes_written() may move back to that boundary.
+  virtual Status Checkpoint() = 0;
 };
 
 // Streams one object out of the store. Every chunk's checksum is verified as it is read;

@@ -74,11 +74,15 @@ class StoreImpl final : public Store {
   // Reads and verifies one chunk into `out`. Integrity error when damaged or missing.
   Status ReadChunk(const ChunkId& id, std::string* out);
   bool ChunkExists(const ChunkId& id);
+  // Deletes a chunk found damaged (objects using it are damaged already; fsck names them).
+  Status DropDamagedChunk(const ChunkId& id);
   // Writes a new chunk. Logged writes go through the WAL; unlogged ones (the bulk of large
   // objects) skip it, and EnsureChunksDurable() flushes them before any commit relies on them.
   Status WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size);
   Status EnsureChunksDurable();
   uint64_t DiskUsage() const;
+  // The raw key of `key` in index space `space`: "<space>\0<key>".
+  static std::string IndexKey(std::string_view space, std::string_view key);
 
  private:
   enum Cf { kMeta = 0, kObjects, kAliases, kChunks, kChunkMeta, kRefs, kIndex, kCfCount };

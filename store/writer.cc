@@ -11,6 +11,8 @@
 namespace silo::store {
 namespace {
 
+constexpr std::string_view kPartialSpace = "partial";
+
 class WriterImpl final : public ObjectWriter {
  public:
   WriterImpl(StoreImpl* store, PutOptions options)
@@ -27,6 +29,50 @@ class WriterImpl final : public ObjectWriter {
   }
 
   uint64_t bytes_written() const override { return total_; }
+
+  // Restores the state of a checkpointed write: every stored chunk is read back, verified
+  // and hashed again. Any problem discards the checkpoint and starts afresh.
+  void Resume() {
+    if (options_.resume_key.empty()) return;
+    auto saved = store_->GetIndex(kPartialSpace, options_.resume_key);
+    if (!saved.ok() || !saved->has_value()) return;
+    auto rec = ObjectRecord::Decode(**saved);
+    if (!rec.ok() || rec->inlined) return;
+    std::string raw;
+    for (const auto& c : rec->chunks) {
+      store_->barrier().PinChunk(std::string(KeyOf(c.id)));
+      auto& slot = slots_.emplace_back();
+      slot.ref = c;
+      slot.pinned = true;
+      if (!store_->ReadChunk(c.id, &raw).ok() || raw.size() != c.length || Sha256::Of(AsBytes(raw)) != c.id) {
+        // Damaged: drop the chunk too, so this write stores it afresh instead of
+        // deduplicating against bad bytes.
+        store_->DropDamagedChunk(c.id).IgnoreError();
+        Restart();
+        return;
+      }
+      sha256_.Update(AsBytes(raw));
+      if (sha1_) sha1_->Update(AsBytes(raw));
+      total_ += raw.size();
+    }
+    dispatched_bytes_ = total_;
+    checkpointed_ = total_;
+  }
+
+  Status Checkpoint() override {
+    if (options_.resume_key.empty() || committed_) return Status::Ok();
+    inflight_.Wait();
+    SILO_TRY(FirstError());
+    if (slots_.empty()) return Status::Ok();
+    SILO_TRY(store_->EnsureChunksDurable());
+    ObjectRecord rec;
+    for (const auto& s : slots_) {
+      rec.chunks.push_back(s.ref);
+      rec.size += s.ref.length;
+    }
+    checkpointed_ = dispatched_bytes_;
+    return store_->PutIndex(kPartialSpace, options_.resume_key, rec.Encode());
+  }
 
   Status Write(ByteSpan data) override {
     if (committed_) return Status::InvalidArgument("write after commit");
@@ -67,7 +113,9 @@ class WriterImpl final : public ObjectWriter {
     }
     Append(data.subspan(start));
     if (borrowed) inflight_.Wait();
-    return FirstError();
+    SILO_TRY(FirstError());
+    if (!options_.resume_key.empty() && dispatched_bytes_ - checkpointed_ >= kCheckpointBytes) return Checkpoint();
+    return Status::Ok();
   }
 
   Result<ObjectInfo> Commit() override {
@@ -130,9 +178,10 @@ class WriterImpl final : public ObjectWriter {
         need_alias = !store_->db()->Get(rocksdb::ReadOptions(), store_->aliases(),
                                         Digest::Sha1(rec.sha1).raw(), &alias).ok();
       }
-      if (!info.existed || need_alias || !options_.ref.empty()) {
+      if (!info.existed || need_alias || !options_.ref.empty() || !options_.resume_key.empty()) {
         rocksdb::WriteBatch batch;
         if (!options_.ref.empty()) batch.Put(store_->refs(), options_.ref, EncodeRefTarget(digest));
+        if (!options_.resume_key.empty()) batch.Delete(store_->index(), StoreImpl::IndexKey(kPartialSpace, options_.resume_key));
         if (!info.existed) {
           if (rec.inlined) info.new_stored_bytes += rec.inline_data.size();
           rec.created_us = NowMicros();
@@ -152,6 +201,18 @@ class WriterImpl final : public ObjectWriter {
   }
 
  private:
+  // Forgets a checkpoint that cannot be used.
+  void Restart() {
+    ReleasePins();
+    released_ = false;
+    slots_.clear();
+    sha256_ = Sha256();
+    if (sha1_) sha1_.emplace();
+    total_ = 0;
+    std::pair<std::string, std::optional<std::string>> drop{options_.resume_key, std::nullopt};
+    store_->WriteIndex(kPartialSpace, {&drop, 1}).IgnoreError();
+  }
+
   struct Slot {
     ChunkRef ref;
     bool pinned = false;
@@ -243,6 +304,8 @@ class WriterImpl final : public ObjectWriter {
   std::mutex err_mu_;
   Status first_error_;
   static constexpr uint64_t kLoggedBytes = 8 << 20;
+  static constexpr uint64_t kCheckpointBytes = 128 << 20;
+  uint64_t checkpointed_ = 0;
   static constexpr size_t kHashBlock = 256 << 10;
   uint64_t dispatched_bytes_ = 0;
   uint64_t total_ = 0;
@@ -260,7 +323,9 @@ Result<std::unique_ptr<ObjectWriter>> StoreImpl::NewWriter(const PutOptions& opt
   for (const auto& l : options.links) {
     if (!l.is_sha256()) return Status::InvalidArgument("link " + l.ToString() + ": links name sha256 objects");
   }
-  return std::unique_ptr<ObjectWriter>(new WriterImpl(this, options));
+  auto writer = std::make_unique<WriterImpl>(this, options);
+  writer->Resume();
+  return std::unique_ptr<ObjectWriter>(std::move(writer));
 }
 
 Result<ObjectInfo> StoreImpl::Put(ByteSpan data, const PutOptions& options) {

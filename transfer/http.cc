@@ -67,7 +67,7 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   long code = t->status;
   bool success = code >= 200 && code < 300;
   if (t->req->on_body && success) {
-    Status s = t->req->on_body({reinterpret_cast<const uint8_t*>(data), len});
+    Status s = t->req->on_body(code, {reinterpret_cast<const uint8_t*>(data), len});
     if (!s.ok()) {
       t->sink_error = std::move(s);
       return 0;  // aborts the transfer

@@ -32,9 +32,10 @@ struct HttpRequest {
   std::optional<uint64_t> range_start;  // sends "Range: bytes=N-"
   std::string body;                     // request body (PUT/POST)
   bool follow_redirects = true;
-  // Receives the response body as it arrives (only for 2xx answers); an error aborts
-  // the transfer and is returned by Do(). When null the body is collected (up to max_body).
-  std::function<Status(ByteSpan)> on_body;
+  // Receives the response body of a 2xx answer as it arrives, with the status (200 or
+  // 206); an error aborts the transfer and is returned by Do(). When null the body is
+  // collected (up to max_body).
+  std::function<Status(long status, ByteSpan)> on_body;
   uint64_t max_body = 4 << 20;
 };
 

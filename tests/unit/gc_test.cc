@@ -47,7 +47,7 @@ TEST_F(Gc, RefRmThenGcReclaimsTheBytesAndKeepsWhatIsReferenced) {
   EXPECT_GE(r.stored_bytes_removed, 8u << 20);
   EXPECT_FALSE(Has(b.digest));
   ASSERT_TRUE(Has(a.digest));
-  EXPECT_EQ(*store_->ReadAll(a.digest, 1 << 30), keep);
+  EXPECT_TRUE(*store_->ReadAll(a.digest, 1 << 30) == keep);
   auto after = store_->Stats();
   EXPECT_LE(after->stored_bytes + (8u << 20), before->stored_bytes + 1024);
   EXPECT_LT(r.disk_bytes_after, r.disk_bytes_before);

@@ -1,0 +1,49 @@
+// Restoring a snapshot tree into a directory. Writes only what differs from what the
+// directory already holds (a regular file whose size and mtime match is kept; its mode,
+// owner and attributes are fixed if they differ), each written file through a temporary
+// file and a rename, metadata after content and directories' metadata last. Files are
+// written in parallel.
+//
+// Safety: every path is reached with openat(..., O_NOFOLLOW) one component at a time, so a
+// symlink in the target is replaced, never followed; tree names that could escape the
+// target ("..", "/", NUL, empty) are refused when the tree is decoded.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "index/tree.h"
+#include "store/store.h"
+#include "util/progress.h"
+
+namespace silo::transfer {
+
+struct RestoreOptions {
+  bool delete_extra = false;  // remove what the snapshot lacks
+  size_t threads = 0;         // parallel file writers; 0: one per hardware thread (at least 2)
+  Progress* progress = nullptr;  // counts bytes written
+  std::function<void(const std::string&)> on_warning;
+};
+
+struct RestoreStats {
+  uint64_t files_written = 0;
+  uint64_t files_unchanged = 0;
+  uint64_t metadata_fixed = 0;  // kept files whose mode, owner or attributes were fixed
+  uint64_t dirs = 0;
+  uint64_t symlinks = 0;
+  uint64_t hardlinks = 0;
+  uint64_t specials = 0;
+  uint64_t deleted = 0;
+  uint64_t bytes_written = 0;
+  uint64_t errors = 0;  // entries that could not be restored (warned)
+};
+
+// Restores `root` into directory `target` (created if missing): a directory entry's
+// contents go into `target`; any other entry is written into it under its name. Fatal
+// errors (the store failing, the target unusable, an interrupt, a hostile tree) stop the
+// restore; per-entry errors are warned about and counted.
+Result<RestoreStats> RestoreTree(store::Store& store, const index::TreeEntry& root, const std::string& target,
+                                 const RestoreOptions& options);
+
+}  // namespace silo::transfer
