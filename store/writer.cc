@@ -142,7 +142,14 @@ class WriterImpl final : public ObjectWriter {
       rec.has_sha1 = true;
       rec.sha1 = sha1_->Final();
     }
-    SILO_TRY(CheckExpected(digest, rec));
+    if (Status s = CheckExpected(digest, rec); !s.ok()) {
+      // Bytes that do not match are no basis for a later resume.
+      if (!options_.resume_key.empty()) {
+        std::pair<std::string, std::optional<std::string>> drop{options_.resume_key, std::nullopt};
+        store_->WriteIndex(kPartialSpace, {&drop, 1}).IgnoreError();
+      }
+      return s;
+    }
     rec.links = options_.links;
     rec.chunks.reserve(slots_.size());
     for (const auto& s : slots_) rec.chunks.push_back(s.ref);

@@ -1,0 +1,233 @@
+// silo pull REF… | -f LIST: images from registries into the store.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "cmd/command.h"
+#include "index/reference.h"
+#include "transfer/pull.h"
+#include "util/interrupt.h"
+#include "util/progress.h"
+#include "util/units.h"
+
+namespace silo::cmd {
+namespace {
+
+struct PullArgs {
+  std::vector<std::string> refs;
+  std::string file;
+  std::string source;
+  std::vector<std::string> platforms, arches, oses;
+  bool no_arch_os_fail = false;
+  int jobs = 4;
+  int blob_jobs = 4;
+  std::string authfile;
+  std::string creds;
+  bool tls_verify = true;
+  std::string ca_cert;
+  std::vector<std::string> plain_http;
+  int retries = 5;
+  std::string failed_file = "pull-failed.txt";
+  bool dry_run = false;
+};
+
+// A live line on a terminal, a log line every few seconds otherwise.
+class ProgressView {
+ public:
+  ProgressView(const transfer::PullCounters& c, bool quiet) : c_(c), quiet_(quiet), tty_(isatty(STDERR_FILENO)) {
+    if (!quiet_) thread_ = std::thread([this] { Run(); });
+  }
+  ~ProgressView() { Stop(); }
+  void Stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (tty_ && !quiet_) std::fprintf(stderr, "\r\033[K");
+  }
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  void Run() {
+    auto last_log = start_;
+    while (!done_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      auto now = std::chrono::steady_clock::now();
+      if (!tty_ && now - last_log < std::chrono::seconds(5)) continue;
+      last_log = now;
+      uint64_t bytes = c_.bytes_fetched, planned = c_.bytes_planned;
+      double secs = seconds();
+      std::string line = "pull: " + std::to_string(c_.images_done + c_.images_failed) + "/" +
+                         std::to_string(c_.images_total.load()) + " images, " + std::to_string(c_.images_active) +
+                         " active, " + std::to_string(c_.images_failed) + " failed; " + FormatBytes(bytes) +
+                         (planned > bytes ? " of " + FormatBytes(planned) : "") + ", " + FormatRate(bytes, secs);
+      if (planned > bytes && bytes > 0) {
+        line += ", ETA " + FormatDuration(secs * static_cast<double>(planned - bytes) / static_cast<double>(bytes));
+      }
+      if (tty_) {
+        std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      } else {
+        std::fprintf(stderr, "%s\n", line.c_str());
+      }
+      std::fflush(stderr);
+    }
+  }
+
+  const transfer::PullCounters& c_;
+  bool quiet_;
+  bool tty_;
+  std::atomic<bool> done_{false};
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::thread thread_;
+};
+
+Result<std::vector<index::Platform>> Platforms(const PullArgs& a) {
+  std::vector<index::Platform> out;
+  auto split = [](const std::vector<std::string>& values) {
+    std::vector<std::string> parts;
+    for (const auto& v : values) {
+      size_t start = 0;
+      while (start <= v.size()) {
+        size_t comma = v.find(',', start);
+        if (comma == std::string::npos) comma = v.size();
+        if (comma > start) parts.push_back(v.substr(start, comma - start));
+        start = comma + 1;
+      }
+    }
+    return parts;
+  };
+  for (const auto& p : split(a.platforms)) {
+    SILO_ASSIGN_OR_RETURN(index::Platform plat, index::Platform::Parse(p));
+    out.push_back(plat);
+  }
+  // Hangar's --arch and --os lists: every combination (an empty list matches any).
+  auto arches = split(a.arches), oses = split(a.oses);
+  if (!arches.empty() || !oses.empty()) {
+    if (arches.empty()) arches.push_back("");
+    if (oses.empty()) oses.push_back("");
+    for (const auto& os : oses) {
+      for (const auto& arch : arches) {
+        index::Platform p;
+        p.os = os;
+        auto slash = arch.find('/');
+        p.architecture = arch.substr(0, slash);
+        if (slash != std::string::npos) p.variant = arch.substr(slash + 1);
+        out.push_back(p);
+      }
+    }
+  }
+  return out;
+}
+
+int RunPull(const Globals& g, PullArgs& a) {
+  std::vector<std::string> inputs = a.refs;
+  if (!a.file.empty()) {
+    auto list = ReadListFile(a.file);
+    if (!list.ok()) return Fail(list.status().WithContext("--file"));
+    inputs.insert(inputs.end(), list->begin(), list->end());
+  }
+  if (inputs.empty()) return Fail(Status::InvalidArgument("pull: name images, or a list with -f FILE"));
+  std::vector<transfer::PullItem> items;
+  for (const auto& in : inputs) {
+    auto r = index::ParseReference(in, a.source.empty() ? "docker.io" : a.source);
+    if (!r.ok()) return Fail(r.status());
+    items.push_back({in, *r, Status::Ok(), "", {}, {}, {}});
+  }
+  transfer::PullOptions o;
+  auto platforms = Platforms(a);
+  if (!platforms.ok()) return Fail(platforms.status());
+  o.platforms = *platforms;
+  o.fail_without_platform = a.no_arch_os_fail;
+  o.jobs = a.jobs;
+  o.blob_jobs = a.blob_jobs;
+  o.dry_run = a.dry_run;
+  o.registry.http.tls_verify = a.tls_verify;
+  o.registry.http.ca_file = a.ca_cert;
+  o.registry.retries = a.retries;
+  o.plain_http_registries = a.plain_http;
+  auto creds = transfer::CredentialStore::Load(a.authfile);
+  if (!creds.ok()) return Fail(creds.status());
+  if (!a.creds.empty()) {
+    auto colon = a.creds.find(':');
+    if (colon == std::string::npos) return Fail(Status::InvalidArgument("--creds: expected USER:PASSWORD"));
+    std::set<std::string> registries;
+    for (const auto& i : items) registries.insert(i.reference.registry);
+    for (const auto& r : registries) creds->Set(r, {a.creds.substr(0, colon), a.creds.substr(colon + 1), ""});
+  }
+  o.registry.credentials = std::make_shared<transfer::CredentialStore>(std::move(*creds));
+
+  auto store = OpenStore(g, a.dry_run ? Access::kRead : Access::kWrite);
+  if (!store) return kExitUsage;
+  transfer::Puller puller(*store, o);
+  ProgressView view(puller.counters(), g.quiet);
+  puller.Pull(items);
+  view.Stop();
+
+  std::vector<std::string> failed;
+  for (const auto& item : items) {
+    for (const auto& w : item.warnings) std::fprintf(stderr, "silo: warning: %s: %s\n", item.input.c_str(), w.c_str());
+    if (!item.status.ok()) {
+      std::fprintf(stderr, "silo: %s\n", item.status.message().c_str());
+      failed.push_back(item.input);
+      continue;
+    }
+    if (a.dry_run) {
+      std::printf("%s %s\n", item.reference.ToString().c_str(), item.digest.c_str());
+      for (const auto& b : item.would_fetch) std::printf("  fetch %s\n", b.c_str());
+    } else if (!g.quiet) {
+      std::printf("%s %s%s\n", item.digest.c_str(), item.reference.ToString().c_str(),
+                  item.platforms.empty() ? "" : (" (" + std::to_string(item.platforms.size()) + " platforms)").c_str());
+    }
+  }
+  std::fflush(stdout);
+  if (!failed.empty()) {
+    std::ofstream f(a.failed_file, std::ios::trunc);
+    for (const auto& in : failed) f << in << "\n";
+    if (!f) {
+      std::fprintf(stderr, "silo: cannot write the failed list %s\n", a.failed_file.c_str());
+    } else {
+      std::fprintf(stderr, "silo: %zu image(s) failed; retry them with: silo pull -f %s\n", failed.size(),
+                   a.failed_file.c_str());
+    }
+  }
+  const auto& c = puller.counters();
+  double secs = view.seconds();
+  Note(g, "pull: " + std::to_string(items.size() - failed.size()) + " image(s) pulled, " +
+              std::to_string(failed.size()) + " failed; blobs: " + std::to_string(c.blobs_fetched) + " fetched, " +
+              std::to_string(c.blobs_present) + " already present, " + std::to_string(c.blobs_shared) +
+              " shared between images; " + FormatBytes(c.bytes_fetched) + " in " + FormatDuration(secs) + " (" +
+              FormatRate(c.bytes_fetched, secs) + "), " + std::to_string(puller.requests()) + " requests");
+  if (Interrupted()) return kExitInterrupted;
+  return failed.empty() ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+
+void RegisterPull(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<PullArgs>();
+  auto* sub = app.add_subcommand("pull", "Pull images from registries into the store");
+  sub->add_option("images", a->refs, "Image references (docker.io/library/nginx:1.25, host:5000/app@sha256:…)");
+  sub->add_option("-f,--file", a->file, "Read references from LIST (one per line; # comments)");
+  sub->add_option("-s,--source", a->source, "Registry for references that name none (default docker.io)");
+  sub->add_option("--platform", a->platforms, "Only these platforms: os/arch[/variant][,…]");
+  sub->add_option("--arch", a->arches, "Only these architectures (Hangar): amd64,arm64,…");
+  sub->add_option("--os", a->oses, "Only these operating systems (Hangar): linux,windows");
+  sub->add_flag("--no-arch-os-fail", a->no_arch_os_fail, "Fail (not warn) when an image has none of the platforms");
+  sub->add_option("-j,--jobs", a->jobs, "Images at a time")->capture_default_str()->check(CLI::Range(1, 64));
+  sub->add_option("--blob-jobs", a->blob_jobs, "Blobs at a time per image")->capture_default_str()->check(CLI::Range(1, 64));
+  sub->add_option("--authfile,--pull-secret", a->authfile,
+                  "Docker config.json with credentials ($REGISTRY_AUTH_FILE, else ~/.docker/config.json)");
+  sub->add_option("--creds", a->creds, "USER:PASSWORD for the registries named");
+  sub->add_option("--tls-verify", a->tls_verify, "Verify TLS certificates")->capture_default_str();
+  sub->add_option("--ca-cert", a->ca_cert, "Extra CA certificate (PEM) to trust");
+  sub->add_option("--plain-http", a->plain_http, "Speak plain HTTP to this registry (host:port; repeatable)");
+  sub->add_option("--retries", a->retries, "Retries per request on transient failures")->capture_default_str();
+  sub->add_option("--failed-file", a->failed_file, "Where to list images that failed")->capture_default_str();
+  sub->add_flag("--dry-run", a->dry_run, "Resolve manifests and list the blobs that would be fetched");
+  sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunPull(ctx.globals, *a); }; });
+}
+
+}  // namespace silo::cmd

@@ -1,0 +1,71 @@
+// Pulling images from registries into the store: references resolved to manifests,
+// platform filtering, blobs fetched in parallel (a blob shared by images being pulled at
+// the same moment is fetched once), resumable blob downloads, and a ref per tag.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "index/manifest.h"
+#include "index/reference.h"
+#include "store/store.h"
+#include "transfer/registry_client.h"
+
+namespace silo::transfer {
+
+struct PullOptions {
+  std::vector<index::Platform> platforms;  // empty: every platform of an index
+  bool fail_without_platform = false;       // an image with none of them fails (else warns)
+  int jobs = 4;                             // images at a time
+  int blob_jobs = 4;                        // blobs at a time per image
+  bool dry_run = false;                     // resolve manifests, fetch no blob, store nothing
+  RegistryOptions registry;                 // TLS, credentials, retries for every registry
+  std::vector<std::string> plain_http_registries;  // registries spoken to over http://
+};
+
+// Live counters, readable from any thread while a pull runs.
+struct PullCounters {
+  std::atomic<uint64_t> images_total{0}, images_done{0}, images_failed{0}, images_active{0};
+  std::atomic<uint64_t> blobs_fetched{0}, blobs_present{0}, blobs_shared{0};
+  std::atomic<uint64_t> bytes_fetched{0}, bytes_planned{0};
+};
+
+struct PullItem {
+  std::string input;           // as given (goes to the failed list)
+  index::Reference reference;  // parsed
+  Status status;
+  std::string digest;          // of the top-level manifest or index
+  std::vector<std::string> platforms;  // pulled platforms ("linux/amd64"), empty for single images without one
+  std::vector<std::string> warnings;
+  // --dry-run: blobs that would be fetched ("sha256:… size").
+  std::vector<std::string> would_fetch;
+};
+
+class Puller {
+ public:
+  Puller(store::Store& store, PullOptions options);
+  ~Puller();
+
+  // Pulls every item (its `reference` set); fills in status, digest, platforms and warnings.
+  // Thread-safe counters in counters() show progress meanwhile.
+  void Pull(std::vector<PullItem>& items);
+
+  const PullCounters& counters() const { return counters_; }
+  // Requests and bytes over all registries.
+  uint64_t requests() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  PullCounters counters_;
+};
+
+// The ref an image is recorded under: "image/<registry>/<repo>:<tag>", or
+// "image/<registry>/<repo>@<digest>" when pulled by digest alone.
+std::string ImageRefName(const index::Reference& ref);
+
+}  // namespace silo::transfer
