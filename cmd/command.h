@@ -50,6 +50,8 @@ void RegisterRef(CLI::App& app, Context& ctx);
 void RegisterGc(CLI::App& app, Context& ctx);
 void RegisterFsck(CLI::App& app, Context& ctx);
 void RegisterDu(CLI::App& app, Context& ctx);
+void RegisterPull(CLI::App& app, Context& ctx);
+void RegisterImages(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

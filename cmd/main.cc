@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
   RegisterGc(app, ctx);
   RegisterFsck(app, ctx);
   RegisterDu(app, ctx);
+  RegisterPull(app, ctx);
+  RegisterImages(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -212,9 +212,11 @@ void RegisterPull(CLI::App& app, Context& ctx) {
   sub->add_option("images", a->refs, "Image references (docker.io/library/nginx:1.25, host:5000/app@sha256:…)");
   sub->add_option("-f,--file", a->file, "Read references from LIST (one per line; # comments)");
   sub->add_option("-s,--source", a->source, "Registry for references that name none (default docker.io)");
-  sub->add_option("--platform", a->platforms, "Only these platforms: os/arch[/variant][,…]");
-  sub->add_option("--arch", a->arches, "Only these architectures (Hangar): amd64,arm64,…");
-  sub->add_option("--os", a->oses, "Only these operating systems (Hangar): linux,windows");
+  // One value per occurrence (repeat the flag or separate with commas), so a following
+  // image reference is not swallowed.
+  sub->add_option("--platform", a->platforms, "Only these platforms: os/arch[/variant][,…]")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--arch", a->arches, "Only these architectures (Hangar): amd64,arm64,…")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--os", a->oses, "Only these operating systems (Hangar): linux,windows")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("--no-arch-os-fail", a->no_arch_os_fail, "Fail (not warn) when an image has none of the platforms");
   sub->add_option("-j,--jobs", a->jobs, "Images at a time")->capture_default_str()->check(CLI::Range(1, 64));
   sub->add_option("--blob-jobs", a->blob_jobs, "Blobs at a time per image")->capture_default_str()->check(CLI::Range(1, 64));
@@ -223,7 +225,8 @@ void RegisterPull(CLI::App& app, Context& ctx) {
   sub->add_option("--creds", a->creds, "USER:PASSWORD for the registries named");
   sub->add_option("--tls-verify", a->tls_verify, "Verify TLS certificates")->capture_default_str();
   sub->add_option("--ca-cert", a->ca_cert, "Extra CA certificate (PEM) to trust");
-  sub->add_option("--plain-http", a->plain_http, "Speak plain HTTP to this registry (host:port; repeatable)");
+  sub->add_option("--plain-http", a->plain_http, "Speak plain HTTP to this registry (host:port; repeatable)")
+      ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--retries", a->retries, "Retries per request on transient failures")->capture_default_str();
   sub->add_option("--failed-file", a->failed_file, "Where to list images that failed")->capture_default_str();
   sub->add_flag("--dry-run", a->dry_run, "Resolve manifests and list the blobs that would be fetched");

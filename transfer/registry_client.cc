@@ -249,11 +249,10 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest base, const std::string& s
       return r;
     }
     if (!r.ok() && r.status().code() != Code::kNetwork) return r;  // interrupted, sink error
-    last_problem = r.ok() ? "HTTP " + std::to_string(r->status) : r.status().message();
+    last_problem = r.ok() ? base.method + " " + base.url + ": HTTP " + std::to_string(r->status) : r.status().message();
     if (r.ok()) wait = RetryAfter(*r);
     if (attempt >= options_.retries) {
-      return Status::Network(base.method + " " + base.url + ": giving up after " + std::to_string(attempt + 1) +
-                             " attempts (" + last_problem + ")");
+      return Status::Network("giving up after " + std::to_string(attempt + 1) + " attempt(s): " + last_problem);
     }
     if (!wait) {
       auto base_ms = options_.backoff.count() * (1LL << std::min(attempt, 10));
@@ -273,7 +272,7 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
   req.headers.push_back("Accept: " + index::media::AcceptHeader());
   req.max_body = index::kMaxManifestSize;
   auto r = Send(req, "repository:" + repo + ":pull");
-  if (!r.ok()) return std::move(r).take_status().WithContext(ctx);
+  if (!r.ok()) return std::move(r).take_status();
   if (r->status == 404) return Status::NotFound(ctx + ": manifest unknown (" + RegistryErrorMessage(*r) + ")");
   if (r->status != 200) {
     return Status::Network(ctx + ": registry answered " + std::to_string(r->status) + " (" + RegistryErrorMessage(*r) +
