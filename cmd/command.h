@@ -52,6 +52,14 @@ void RegisterFsck(CLI::App& app, Context& ctx);
 void RegisterDu(CLI::App& app, Context& ctx);
 void RegisterPull(CLI::App& app, Context& ctx);
 void RegisterImages(CLI::App& app, Context& ctx);
+// Directory snapshots (issue 5).
+void RegisterSnapshot(CLI::App& app, Context& ctx);
+void RegisterRestore(CLI::App& app, Context& ctx);
+void RegisterSnapshots(CLI::App& app, Context& ctx);
+void RegisterLs(CLI::App& app, Context& ctx);
+void RegisterDiff(CLI::App& app, Context& ctx);
+void RegisterForget(CLI::App& app, Context& ctx);
+void RegisterTreeIndex(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

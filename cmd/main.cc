@@ -47,6 +47,13 @@ int main(int argc, char** argv) {
   RegisterDu(app, ctx);
   RegisterPull(app, ctx);
   RegisterImages(app, ctx);
+  RegisterSnapshot(app, ctx);
+  RegisterRestore(app, ctx);
+  RegisterSnapshots(app, ctx);
+  RegisterLs(app, ctx);
+  RegisterDiff(app, ctx);
+  RegisterForget(app, ctx);
+  RegisterTreeIndex(app, ctx);
 
   try {
     app.parse(argc, argv);

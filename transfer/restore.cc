@@ -112,9 +112,13 @@ class Restorer {
           stats_.files_unchanged++;
           bool owner_differs = is_root_ && (st.st_uid != e.uid || st.st_gid != e.gid);
           if ((st.st_mode & 07777) != e.mode || owner_differs || !e.xattrs.empty()) {
+            // chmod first: the file may not be readable as it is (mode 0).
+            if ((st.st_mode & 07777) != e.mode && ::fchmodat(dfd, e.name.c_str(), e.mode, 0) != 0) {
+              return Error(Status::FromErrno("chmod " + path, errno));
+            }
             Fd fd(::openat(dfd, e.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
             if (!fd.valid()) return Error(Status::FromErrno("open " + path, errno));
-            if (ApplyMeta(fd.get(), e, path, true)) stats_.metadata_fixed++;
+            if (ApplyMeta(fd.get(), e, path, true) || (st.st_mode & 07777) != e.mode) stats_.metadata_fixed++;
           }
           return Status::Ok();
         }

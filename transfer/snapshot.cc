@@ -121,6 +121,7 @@ class Scanner {
         stats_.dirs++;
       } else if (e.type == EntryType::kFile) {
         stats_.total_bytes += e.size;
+        files_++;
       }
       tree.entries.push_back(e);
     }
@@ -142,6 +143,7 @@ class Scanner {
   }
 
   SnapshotStats& stats() { return stats_; }
+  uint64_t files() const { return files_; }
 
  private:
   void Warn(const std::string& m) {
@@ -394,6 +396,7 @@ class Scanner {
   Status fatal_;
   SnapshotStats stats_;  // the readers update it under mu_
   std::atomic<uint64_t> bytes_read_{0};
+  uint64_t files_ = 0;  // file names kept (hardlinked names count each)
   std::map<std::pair<dev_t, ino_t>, size_t> inodes_;
   std::vector<HardlinkGroup> groups_;
   std::vector<std::pair<std::string, index::StatCacheValue>> cache_updates_;
@@ -469,7 +472,7 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
     SILO_ASSIGN_OR_RETURN(record.root, index::StoreTree(store, std::move(top)));
   }
   SnapshotStats& stats = scanner.stats();
-  record.files = stats.files_new + stats.files_changed + stats.files_unchanged;
+  record.files = scanner.files();
   record.dirs = stats.dirs;
   record.bytes = stats.total_bytes;
   if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");

@@ -204,13 +204,18 @@ TEST_F(Cli, ASecondWriterGetsAClearErrorAndReadersStillWork) {
   o.stdout_path = tmp_ / "holder.out";
   o.stderr_path = tmp_ / "holder.err";
   Process holder(o);
-  // Wait until the holder has the store open (it holds RocksDB's LOCK).
-  CliResult second;
-  for (int i = 0; i < 100; ++i) {
-    second = Run({"put", tmp_ / "a"});
-    if (second.code != 0) break;
-    ::usleep(50000);
-  }
+  // Wait until the holder has the store open: its LOCK file shows among its descriptors.
+  auto holds_lock = [&] {
+    std::error_code ec;
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(holder.pid()) + "/fd", ec)) {
+      std::error_code ec2;
+      if (std::filesystem::read_symlink(fd.path(), ec2).string() == store() + "/LOCK") return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < 200 && !holds_lock(); ++i) ::usleep(25000);
+  ASSERT_TRUE(holds_lock()) << ReadFileToString(tmp_ / "holder.err");
+  CliResult second = Run({"put", tmp_ / "a"});
   EXPECT_EQ(second.code, 2);
   EXPECT_NE(second.err.find("in use by another silo process"), std::string::npos) << second.err;
   EXPECT_EQ(second.err.find("Resource temporarily unavailable"), std::string::npos) << second.err;

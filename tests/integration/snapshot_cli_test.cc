@@ -1,0 +1,162 @@
+// The snapshot commands through the `silo` binary: snapshot, snapshots, ls, cat
+// SNAPSHOT:PATH, diff, restore (--delete), tree-index, forget + gc, --config, exit codes,
+// and a snapshot killed mid-way.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "tests/integration/silo_cli.h"
+#include "tests/support/process.h"
+#include "tests/support/store_test.h"
+
+namespace silo::testing {
+namespace {
+
+class SnapshotCli : public ::testing::Test {
+ protected:
+  CliResult Run(const std::vector<std::string>& args) { return RunSilo(store(), args); }
+  std::string store() const { return tmp_ / "store"; }
+  std::string Src() {
+    std::string src = tmp_ / "site";
+    std::filesystem::create_directories(src + "/docs/empty");
+    WriteFile(src + "/index.html", "<h1>hi</h1>");
+    WriteFile(src + "/docs/a b.txt", "alpha");
+    WriteFile(src + "/docs/big.bin", RandomBytes(1 << 20, 3));
+    std::filesystem::create_symlink("docs/a b.txt", src + "/latest");
+    return src;
+  }
+  // "site@<id>" from a snapshot's stdout.
+  static std::string Id(const CliResult& r) {
+    std::string s = r.out;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+  }
+  TempDir tmp_;
+};
+
+TEST_F(SnapshotCli, SnapshotInspectRestoreForget) {
+  std::string src = Src();
+  CliResult s1 = Run({"snapshot", src});
+  ASSERT_EQ(s1.code, 0) << s1.err;
+  std::string first = Id(s1);
+  EXPECT_EQ(first.rfind("site@", 0), 0u) << first;
+  EXPECT_NE(s1.err.find("3 new, 0 changed, 0 unchanged files"), std::string::npos) << s1.err;
+
+  CliResult ls = Run({"ls", "-r", "site"});
+  ASSERT_EQ(ls.code, 0) << ls.err;
+  EXPECT_EQ(ls.out, "docs/\ndocs/a b.txt\ndocs/big.bin\ndocs/empty/\nindex.html\nlatest\n");
+  CliResult ll = Run({"ls", "-l", "site:docs/a b.txt"});
+  ASSERT_EQ(ll.code, 0) << ll.err;
+  EXPECT_EQ(ll.out.substr(0, 6), "f0644 ") << ll.out;
+  CliResult cat = Run({"cat", first + ":docs/a b.txt"});
+  ASSERT_EQ(cat.code, 0) << cat.err;
+  EXPECT_EQ(cat.out, "alpha");
+  EXPECT_EQ(Run({"cat", "site:nope"}).code, 1);
+  EXPECT_EQ(Run({"cat", "site:docs"}).code, 2);
+
+  WriteFile(src + "/docs/a b.txt", "alpha, edited");
+  std::filesystem::remove(src + "/index.html");
+  WriteFile(src + "/new.txt", "new");
+  CliResult s2 = Run({"snapshot", src});
+  ASSERT_EQ(s2.code, 0) << s2.err;
+  std::string second = Id(s2);
+  CliResult diff = Run({"diff", first, "site"});
+  ASSERT_EQ(diff.code, 0) << diff.err;
+  EXPECT_EQ(diff.out, "M docs/a b.txt\n- index.html\n+ new.txt\n");
+  EXPECT_NE(diff.err.find("1 added, 1 removed, 1 changed, 0 metadata only"), std::string::npos) << diff.err;
+  CliResult list = Run({"snapshots", "site"});
+  ASSERT_EQ(list.code, 0);
+  EXPECT_NE(list.out.find(first), std::string::npos);
+  EXPECT_NE(list.out.find(second), std::string::npos);
+
+  // Restore the first into a dirty directory with --delete.
+  std::string out = tmp_ / "out";
+  std::filesystem::create_directories(out);
+  WriteFile(out + "/junk", "x");
+  CliResult r = Run({"restore", first, out, "--delete"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(ReadFileToString(out + "/docs/a b.txt"), "alpha");
+  EXPECT_FALSE(std::filesystem::exists(out + "/junk"));
+  EXPECT_TRUE(std::filesystem::is_directory(out + "/docs/empty"));
+  EXPECT_EQ(std::filesystem::read_symlink(out + "/latest"), "docs/a b.txt");
+  // A single path restores under its name.
+  CliResult one = Run({"restore", "site:docs/a b.txt", tmp_ / "one"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_EQ(ReadFileToString(tmp_ / "one/a b.txt"), "alpha, edited");
+
+  CliResult ti = Run({"tree-index", first});
+  ASSERT_EQ(ti.code, 0) << ti.err;
+  EXPECT_NE(ti.out.find("F:~/docs/a b.txt;=SHA1(be76331b95dfc399cd776d2fc68021e0db03cc4f);=LEN(5)\n"), std::string::npos)
+      << ti.out;
+  EXPECT_NE(ti.out.find("D:~/docs/empty\n"), std::string::npos);
+
+  CliResult f = Run({"forget", "site", "--keep-last", "1"});
+  ASSERT_EQ(f.code, 0) << f.err;
+  EXPECT_NE(f.out.find(first), std::string::npos);
+  EXPECT_EQ(Run({"restore", first, tmp_ / "gone"}).code, 1);
+  CliResult gc = Run({"gc", "--grace", "0"});
+  ASSERT_EQ(gc.code, 0) << gc.err;
+  CliResult fsck = Run({"fsck"});
+  EXPECT_EQ(fsck.code, 0) << fsck.err;
+  CliResult r2 = Run({"restore", "site", tmp_ / "out2"});
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_EQ(ReadFileToString(tmp_ / "out2/docs/big.bin"), RandomBytes(1 << 20, 3));
+}
+
+TEST_F(SnapshotCli, ConfigAndUsageErrors) {
+  std::string src = Src();
+  std::string other = tmp_ / "other";
+  std::filesystem::create_directories(other);
+  WriteFile(other + "/o.txt", "o");
+  WriteFile(other + "/.hidden", "h");
+  std::string cfg = tmp_ / "dsync.json";
+  WriteFile(cfg, "{ archiveType: 'tar', // dsync style\n dirs: [ {key: 'p0', path: '" + src +
+                     "'}, {key: 'p1', path: '" + other + "', ignoreHidden: true}, ] }");
+  CliResult s = Run({"snapshot", "--config", cfg});
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(Id(s).rfind("dsync@", 0), 0u) << s.out;
+  CliResult ls = Run({"ls", "dsync:p1"});
+  EXPECT_EQ(ls.out, "o.txt\n") << ls.err;
+  std::string idx = tmp_ / "idx";
+  std::filesystem::create_directories(idx);
+  ASSERT_EQ(Run({"tree-index", "dsync", "-o", idx}).code, 0);
+  EXPECT_EQ(ReadFileToString(idx + "/p1.tree"), "F:~/o.txt;=SHA1(" "7a81af3e591ac713f81ea1efe93dcf36157d8376" ");=LEN(1)\n");
+
+  EXPECT_EQ(Run({"snapshot"}).code, 2);
+  EXPECT_EQ(Run({"snapshot", src, "--name", "bad/name"}).code, 2);
+  EXPECT_EQ(Run({"snapshot", tmp_ / "missing"}).code, 1);
+  EXPECT_EQ(Run({"restore", "nosuch", tmp_ / "x"}).code, 1);
+  EXPECT_EQ(Run({"ls", "site@zz"}).code, 2);
+  EXPECT_EQ(Run({"forget", "dsync"}).code, 2);
+  for (const char* cmd : {"snapshot", "restore", "snapshots", "ls", "diff", "forget", "tree-index"}) {
+    EXPECT_EQ(Run({cmd, "--help"}).code, 0) << cmd;
+  }
+}
+
+TEST_F(SnapshotCli, KilledSnapshotLeavesEarlierOnesAndACleanStore) {
+  std::string src = Src();
+  ASSERT_EQ(Run({"snapshot", src}).code, 0);
+  for (int i = 0; i < 40; ++i) WriteFile(src + "/bulk" + std::to_string(i), RandomBytes(1 << 20, 100 + i));
+  ProcessOptions o;
+  o.argv = {SILO_BINARY, "--store", store(), "-q", "snapshot", src, "--threads", "1"};
+  Process p(o);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ::kill(p.pid(), SIGKILL);
+  p.Wait(std::chrono::seconds(30));
+  // Whether the kill landed mid-way or after the commit, the first snapshot is intact and
+  // the store is consistent.
+  CliResult list = Run({"snapshots", "site"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  EXPECT_GE(std::count(list.out.begin(), list.out.end(), '\n'), 1);
+  CliResult fsck = Run({"fsck"});
+  EXPECT_EQ(fsck.code, 0) << fsck.out << fsck.err;
+  CliResult r = Run({"restore", "site", tmp_ / "out"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(ReadFileToString(tmp_ / "out/docs/a b.txt"), "alpha");
+}
+
+}  // namespace
+}  // namespace silo::testing

@@ -1,0 +1,392 @@
+// Snapshot and restore against a real filesystem and a real store: a random tree with the
+// edge cases (odd names, empty directories, symlinks, hardlinks, fifos, modes, nanosecond
+// mtimes, xattrs), round trips compared field by field and by `diff -r`, incremental
+// rescans, restores over changed directories, --delete, hostile trees, forget + gc.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "index/snapshot.h"
+#include "index/tree.h"
+#include "tests/support/process.h"
+#include "tests/support/store_test.h"
+#include "transfer/restore.h"
+#include "transfer/snapshot.h"
+#include "util/interrupt.h"
+
+namespace silo::testing {
+namespace {
+
+using index::EntryType;
+
+void SetMtime(const std::string& path, int64_t sec, long nsec) {
+  struct timespec ts[2] = {{sec, nsec}, {sec, nsec}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW), 0) << path;
+}
+
+bool XattrsSupported(const std::string& dir) {
+  std::string probe = dir + "/.xattr-probe";
+  WriteFile(probe, "");
+  bool ok = ::setxattr(probe.c_str(), "user.probe", "1", 1, 0) == 0;
+  ::unlink(probe.c_str());
+  return ok;
+}
+
+// A random tree under `root`: `files` regular files across nested directories, plus the
+// edge cases. Returns the relative paths of the regular files.
+std::vector<std::string> MakeTree(const std::string& root, int files, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::filesystem::create_directories(root);
+  std::vector<std::string> dirs{""};
+  for (int i = 0; i < files / 8 + 1; ++i) {
+    std::string parent = dirs[rng() % dirs.size()];
+    std::string d = (parent.empty() ? "" : parent + "/") + "d" + std::to_string(i);
+    std::filesystem::create_directory(root + "/" + d);
+    dirs.push_back(d);
+  }
+  const std::vector<std::string> odd = {"with space", "new\nline", "\xff\xfe latin1 \xe9", "tab\there",
+                                        "-dash", "back\\slash", "*star?", ".hidden"};
+  std::vector<std::string> out;
+  for (int i = 0; i < files; ++i) {
+    std::string dir = dirs[rng() % dirs.size()];
+    std::string name = i < static_cast<int>(odd.size()) ? odd[i] : "f" + std::to_string(i) + ".dat";
+    std::string rel = (dir.empty() ? "" : dir + "/") + name;
+    size_t size = rng() % 5 == 0 ? 0 : (rng() % 20 == 0 ? 200000 + rng() % 300000 : rng() % 5000);
+    WriteFile(root + "/" + rel, RandomBytes(size, seed * 1000 + i));
+    ::chmod((root + "/" + rel).c_str(), i % 3 == 0 ? 0600 : (i % 3 == 1 ? 0644 : 0755));
+    SetMtime(root + "/" + rel, 1600000000 + i, static_cast<long>(i * 7919) % 1000000000);
+    out.push_back(rel);
+  }
+  std::filesystem::create_directories(root + "/empty/nested-empty");
+  ::symlink("f9.dat", (root + "/rel-link").c_str());
+  ::symlink("/nonexistent/abs", (root + "/dangling-abs").c_str());
+  ::symlink("../../outside", (root + "/d0/up-link").c_str());
+  ::link((root + "/" + out[9]).c_str(), (root + "/hardlink-a").c_str());
+  ::link((root + "/" + out[9]).c_str(), (root + "/empty/hardlink-b").c_str());
+  ::mkfifo((root + "/fifo").c_str(), 0640);
+  ::chmod((root + "/d0").c_str(), 0750);
+  if (XattrsSupported(root)) {
+    ::setxattr((root + "/" + out[10]).c_str(), "user.comment", "hello\0bin", 9, 0);
+    ::setxattr((root + "/d0").c_str(), "user.dir", "d", 1, 0);
+  }
+  SetMtime(root + "/d0", 1500000000, 123456789);
+  SetMtime(root + "/empty/nested-empty", 1500000001, 1);
+  return out;
+}
+
+struct Meta {
+  char type;
+  mode_t mode;
+  uid_t uid;
+  gid_t gid;
+  int64_t mtime;
+  std::string content;  // file content or symlink target
+  nlink_t nlink;
+  std::map<std::string, std::string> xattrs;
+  bool operator==(const Meta&) const = default;
+};
+
+// Everything restore promises to keep, keyed by relative path (directory mtimes included).
+std::map<std::string, Meta> Describe(const std::string& root) {
+  std::map<std::string, Meta> out;
+  for (auto it = std::filesystem::recursive_directory_iterator(root); it != std::filesystem::recursive_directory_iterator();
+       ++it) {
+    std::string p = it->path().string();
+    std::string rel = p.substr(root.size() + 1);
+    if (rel.rfind(".silo-tmp", 0) == 0) ADD_FAILURE() << "temporary file left: " << rel;
+    struct stat st {};
+    ::lstat(p.c_str(), &st);
+    Meta m{};
+    m.type = S_ISREG(st.st_mode) ? 'f' : S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : 'o';
+    m.mode = st.st_mode & 07777;
+    m.uid = st.st_uid;
+    m.gid = st.st_gid;
+    m.mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    m.nlink = S_ISDIR(st.st_mode) ? 0 : st.st_nlink;
+    if (m.type == 'f') m.content = ReadFileToString(p);
+    if (m.type == 'l') m.content = std::filesystem::read_symlink(it->path()).string();
+    if (m.type == 'l') m.mode = 0;  // symlink modes are not settable on Linux
+    char names[4096];
+    ssize_t n = ::llistxattr(p.c_str(), names, sizeof names);
+    for (ssize_t i = 0; i < n; i += static_cast<ssize_t>(std::strlen(names + i)) + 1) {
+      char v[4096];
+      ssize_t vn = ::lgetxattr(p.c_str(), names + i, v, sizeof v);
+      m.xattrs[names + i] = std::string(v, vn > 0 ? static_cast<size_t>(vn) : 0);
+    }
+    out[rel] = m;
+  }
+  return out;
+}
+
+void ExpectSameTree(const std::string& a, const std::string& b) {
+  auto da = Describe(a), db = Describe(b);
+  EXPECT_EQ(da.size(), db.size());
+  for (const auto& [rel, m] : da) {
+    auto it = db.find(rel);
+    if (it == db.end()) {
+      ADD_FAILURE() << "missing after restore: " << rel;
+      continue;
+    }
+    EXPECT_EQ(m.type, it->second.type) << rel;
+    EXPECT_EQ(m.mode, it->second.mode) << rel;
+    EXPECT_EQ(m.uid, it->second.uid) << rel;
+    EXPECT_EQ(m.gid, it->second.gid) << rel;
+    if (m.type != 'l') {
+      EXPECT_EQ(m.mtime, it->second.mtime) << rel;
+    }
+    EXPECT_TRUE(m.content == it->second.content) << rel;
+    EXPECT_EQ(m.nlink, it->second.nlink) << rel;
+    EXPECT_EQ(m.xattrs, it->second.xattrs) << rel;
+  }
+  std::string out;
+  EXPECT_EQ(RunCommand({"diff", "-r", "--no-dereference", "--exclude=fifo", a, b}, &out), 0) << out;
+}
+
+class SnapshotTest : public StoreTest {
+ protected:
+  Result<transfer::SnapshotResult> Snap(const std::string& dir, const std::string& name = "t") {
+    transfer::SnapshotRequest req;
+    req.name = name;
+    req.sources.push_back({"src", dir, false, false});
+    req.on_warning = [this](const std::string& m) { warnings_.push_back(m); };
+    return transfer::TakeSnapshot(*store_, req);
+  }
+  Result<transfer::RestoreStats> Restore(const index::SnapshotInfo& s, const std::string& dir, bool del = false) {
+    transfer::RestoreOptions o;
+    o.delete_extra = del;
+    o.on_warning = [this](const std::string& m) { warnings_.push_back(m); };
+    index::TreeEntry root;
+    root.type = EntryType::kDir;
+    root.digest = s.record.root;
+    return transfer::RestoreTree(*store_, root, dir, o);
+  }
+  std::vector<std::string> warnings_;
+};
+
+TEST_F(SnapshotTest, RoundTripKeepsContentAndMetadata) {
+  std::string src = tmp_ / "src";
+  MakeTree(src, 120, 1);
+  auto snap = Snap(src);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  EXPECT_EQ(snap->stats.errors, 0u);
+  EXPECT_EQ(snap->stats.specials, 1u);  // the fifo
+  EXPECT_EQ(snap->snapshot.record.sources.at(0).path, src);
+  auto r = Restore(snap->snapshot, tmp_ / "out");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->errors, 0u);
+  EXPECT_EQ(r->hardlinks, 2u);
+  ExpectSameTree(src, tmp_ / "out");
+  // Equal trees, equal digests: a second snapshot of the unchanged tree has the same root.
+  auto again = Snap(src);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->snapshot.record.root, snap->snapshot.record.root);
+  EXPECT_EQ(again->snapshot.record.parent, snap->snapshot.digest);
+  EXPECT_EQ(again->stats.bytes_added, 0u);
+  // The restored copy snapshots to the same root as well (names, modes, mtimes, links).
+  auto copy = Snap(tmp_ / "out", "copy");
+  ASSERT_TRUE(copy.ok());
+  EXPECT_EQ(copy->snapshot.record.root, snap->snapshot.record.root);
+  auto fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+}
+
+TEST_F(SnapshotTest, RescanReadsOnlyChangedFiles) {
+  std::string src = tmp_ / "src";
+  auto files = MakeTree(src, 400, 2);
+  // The stat cache does not vouch for files changed in the second before a scan (their
+  // timestamps could still move within one clock tick), so let the tree age.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto first = Snap(src);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  auto second = Snap(src);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->stats.bytes_read, 0u);
+  EXPECT_EQ(second->stats.files_new + second->stats.files_changed, 0u);
+  EXPECT_EQ(second->stats.files_unchanged, first->stats.files_new);
+  EXPECT_EQ(second->snapshot.record.root, first->snapshot.record.root);
+  // Change 1% of the files (in place: same inode), plus one new file.
+  uint64_t changed_bytes = 0;
+  for (int i = 0; i < 4; ++i) {
+    std::string p = src + "/" + files[40 + i * 50];
+    std::string data = RandomBytes(3000 + i, 999 + i);
+    {
+      int fd = ::open(p.c_str(), O_WRONLY | O_TRUNC);
+      ASSERT_GE(fd, 0);
+      ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+      ::close(fd);
+    }
+    changed_bytes += data.size();
+  }
+  WriteFile(src + "/brand-new", "new file");
+  auto third = Snap(src);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->stats.files_changed, 4u);
+  EXPECT_EQ(third->stats.files_new, 1u);
+  EXPECT_EQ(third->stats.bytes_read, changed_bytes + 8);
+  EXPECT_LE(third->stats.bytes_added, changed_bytes + 8 + (64 << 10)) << "only the new content (and trees) is stored";
+  EXPECT_NE(third->snapshot.record.root, first->snapshot.record.root);
+  auto r = Restore(third->snapshot, tmp_ / "out");
+  ASSERT_TRUE(r.ok());
+  ExpectSameTree(src, tmp_ / "out");
+}
+
+TEST_F(SnapshotTest, RestoreWritesOnlyWhatDiffersAndDeletes) {
+  std::string src = tmp_ / "src";
+  auto files = MakeTree(src, 100, 3);
+  auto snap = Snap(src);
+  ASSERT_TRUE(snap.ok());
+  std::string out = tmp_ / "out";
+  ASSERT_TRUE(Restore(snap->snapshot, out).ok());
+  // Damage the copy: change two files, chmod one, remove one, replace a directory by a
+  // file, add extras.
+  WriteFile(out + "/" + files[20], "changed content");
+  WriteFile(out + "/" + files[21], RandomBytes(10, 5));
+  ::chmod((out + "/" + files[22]).c_str(), 0);
+  std::filesystem::remove(out + "/" + files[23]);
+  std::filesystem::remove_all(out + "/empty");
+  WriteFile(out + "/empty", "a file where a directory was");
+  WriteFile(out + "/extra", "not in the snapshot");
+  std::filesystem::create_directories(out + "/extra-dir/sub");
+  auto r = Restore(snap->snapshot, out);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->files_written, 3u);  // two changed, one removed (the chmod is metadata only)
+  EXPECT_EQ(r->metadata_fixed, 1u);
+  EXPECT_EQ(r->deleted, 0u);
+  EXPECT_TRUE(std::filesystem::exists(out + "/extra"));
+  auto again = Restore(snap->snapshot, out, /*del=*/true);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->files_written, 0u);
+  EXPECT_EQ(again->deleted, 2u);
+  ExpectSameTree(src, out);
+}
+
+TEST_F(SnapshotTest, HostileTreesAreRefused) {
+  std::string outside = tmp_ / "outside";
+  std::filesystem::create_directories(outside);
+  auto file = store_->Put(AsBytes(std::string("pwned")), {});
+  ASSERT_TRUE(file.ok());
+  for (std::string bad : {std::string(".."), std::string("../escape"), std::string("/abs"), std::string("")}) {
+    index::Tree t;
+    index::TreeEntry e;
+    e.name = bad;
+    e.digest = file->digest;
+    e.size = 5;
+    e.mode = 0644;
+    t.entries.push_back(e);
+    auto tree = index::StoreTree(*store_, t);
+    ASSERT_TRUE(tree.ok());
+    index::TreeEntry root;
+    root.type = EntryType::kDir;
+    root.digest = *tree;
+    std::string target = tmp_ / "target";
+    auto r = transfer::RestoreTree(*store_, root, target, {});
+    EXPECT_FALSE(r.ok()) << "restored an entry named " << bad;
+    EXPECT_TRUE(std::filesystem::is_empty(outside));
+    EXPECT_FALSE(std::filesystem::exists(tmp_ / "escape"));
+  }
+  // A symlink in the target where the snapshot has a directory is replaced, not followed.
+  std::string src = tmp_ / "src";
+  std::filesystem::create_directories(src + "/sub");
+  WriteFile(src + "/sub/x", "data");
+  auto snap = Snap(src);
+  ASSERT_TRUE(snap.ok());
+  std::string target = tmp_ / "target2";
+  std::filesystem::create_directories(target);
+  ::symlink(outside.c_str(), (target + "/sub").c_str());
+  auto r = Restore(snap->snapshot, target);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(std::filesystem::is_empty(outside));
+  EXPECT_FALSE(std::filesystem::is_symlink(target + "/sub"));
+  EXPECT_EQ(ReadFileToString(target + "/sub/x"), "data");
+  // And a symlinked file is replaced, the file it pointed at untouched.
+  WriteFile(outside + "/victim", "keep");
+  std::filesystem::remove(target + "/sub/x");
+  ::symlink((outside + "/victim").c_str(), (target + "/sub/x").c_str());
+  ASSERT_TRUE(Restore(snap->snapshot, target).ok());
+  EXPECT_EQ(ReadFileToString(outside + "/victim"), "keep");
+  EXPECT_EQ(ReadFileToString(target + "/sub/x"), "data");
+}
+
+TEST_F(SnapshotTest, InterruptedSnapshotCommitsNothing) {
+  std::string src = tmp_ / "src";
+  MakeTree(src, 60, 4);
+  auto first = Snap(src);
+  ASSERT_TRUE(first.ok());
+  WriteFile(src + "/more", RandomBytes(100000, 6));
+  RequestInterrupt(SIGINT);
+  auto second = Snap(src);
+  RequestInterrupt(0);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Code::kInterrupted);
+  auto list = index::ListSnapshots(*store_, "t");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->at(0).digest, first->snapshot.digest);
+  auto fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+}
+
+TEST_F(SnapshotTest, ForgetThenGcReclaimsAndKeptSnapshotsRestore) {
+  std::string src = tmp_ / "src";
+  MakeTree(src, 50, 7);
+  WriteFile(src + "/big-old", RandomBytes(3 << 20, 8));
+  auto old = Snap(src);
+  ASSERT_TRUE(old.ok());
+  std::filesystem::remove(src + "/big-old");
+  WriteFile(src + "/big-new", RandomBytes(2 << 20, 9));
+  auto kept = Snap(src);
+  ASSERT_TRUE(kept.ok());
+  ASSERT_TRUE(store_->DeleteRef(old->snapshot.ref, old->snapshot.digest).ok());
+  store::GcOptions gc;
+  gc.grace = std::chrono::seconds(0);
+  auto report = store_->CollectGarbage(gc);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_GE(report->logical_bytes_removed, 3u << 20);
+  EXPECT_TRUE(store_->Stat(old->snapshot.digest).status().IsNotFound());
+  auto r = Restore(kept->snapshot, tmp_ / "out");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ExpectSameTree(src, tmp_ / "out");
+  auto fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+}
+
+TEST_F(SnapshotTest, ExcludesIgnoreFilesAndHidden) {
+  std::string src = tmp_ / "src";
+  std::filesystem::create_directories(src + "/keep/cache");
+  std::filesystem::create_directories(src + "/build");
+  WriteFile(src + "/a.txt", "a");
+  WriteFile(src + "/a.tmp", "t");
+  WriteFile(src + "/.dot", "h");
+  WriteFile(src + "/keep/cache/x", "x");
+  WriteFile(src + "/keep/y.log", "y");
+  WriteFile(src + "/build/out", "o");
+  WriteFile(src + "/keep/.siloignore", "# comment\n*.log\n");
+  transfer::SnapshotRequest req;
+  req.name = "ex";
+  req.sources.push_back({"src", src, true, false});
+  req.excludes = {"*.tmp", "/build", "keep/cache"};
+  auto snap = transfer::TakeSnapshot(*store_, req);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  auto r = Restore(snap->snapshot, tmp_ / "out");
+  ASSERT_TRUE(r.ok());
+  std::vector<std::string> got;
+  for (auto& e : std::filesystem::recursive_directory_iterator(tmp_ / "out")) {
+    got.push_back(e.path().string().substr((tmp_ / "out").size() + 1));
+  }
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"a.txt", "keep"}));
+}
+
+}  // namespace
+}  // namespace silo::testing
