@@ -34,6 +34,7 @@ struct PullArgs {
   int retries = 5;
   std::string failed_file = "pull-failed.txt";
   bool dry_run = false;
+  std::string limit_rate;
 };
 
 // A live line on a terminal, a log line every few seconds otherwise.
@@ -147,6 +148,11 @@ int RunPull(const Globals& g, PullArgs& a) {
   o.registry.http.tls_verify = a.tls_verify;
   o.registry.http.ca_file = a.ca_cert;
   o.registry.retries = a.retries;
+  if (!a.limit_rate.empty()) {
+    auto rate = ParseSize(a.limit_rate);
+    if (!rate.ok()) return Fail(rate.status().WithContext("--limit-rate"));
+    o.registry.http.max_recv_speed = *rate;
+  }
   o.plain_http_registries = a.plain_http;
   auto creds = transfer::CredentialStore::Load(a.authfile);
   if (!creds.ok()) return Fail(creds.status());
@@ -199,7 +205,8 @@ int RunPull(const Globals& g, PullArgs& a) {
               std::to_string(failed.size()) + " failed; blobs: " + std::to_string(c.blobs_fetched) + " fetched, " +
               std::to_string(c.blobs_present) + " already present, " + std::to_string(c.blobs_shared) +
               " shared between images; " + FormatBytes(c.bytes_fetched) + " in " + FormatDuration(secs) + " (" +
-              FormatRate(c.bytes_fetched, secs) + "), " + std::to_string(puller.requests()) + " requests");
+              FormatRate(c.bytes_fetched, secs) + "), " + std::to_string(puller.requests()) + " requests, " +
+              std::to_string(puller.retries()) + " retried");
   if (Interrupted()) return kExitInterrupted;
   return failed.empty() ? kExitOk : kExitFailed;
 }
@@ -229,6 +236,7 @@ void RegisterPull(CLI::App& app, Context& ctx) {
       ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--retries", a->retries, "Retries per request on transient failures")->capture_default_str();
   sub->add_option("--failed-file", a->failed_file, "Where to list images that failed")->capture_default_str();
+  sub->add_option("--limit-rate", a->limit_rate, "Bytes per second per transfer (e.g. 20M)");
   sub->add_flag("--dry-run", a->dry_run, "Resolve manifests and list the blobs that would be fetched");
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunPull(ctx.globals, *a); }; });
 }

@@ -23,6 +23,8 @@ struct HttpOptions {
   // A transfer slower than 1 KiB/s for this long is a timeout.
   long low_speed_time_s = 60;
   std::string user_agent = "silo";
+  // Bytes per second per transfer; 0: unlimited.
+  uint64_t max_recv_speed = 0;
 };
 
 struct HttpRequest {

@@ -275,6 +275,13 @@ uint64_t Puller::requests() const {
   return n;
 }
 
+uint64_t Puller::retries() const {
+  std::lock_guard lock(impl_->clients_mu);
+  uint64_t n = 0;
+  for (const auto& [name, c] : impl_->clients) n += c->retries();
+  return n;
+}
+
 void Puller::Pull(std::vector<PullItem>& items) {
   counters_.images_total = items.size();
   std::atomic<size_t> next{0};

@@ -55,8 +55,9 @@ class Puller {
   void Pull(std::vector<PullItem>& items);
 
   const PullCounters& counters() const { return counters_; }
-  // Requests and bytes over all registries.
+  // Requests, and requests retried after transient failures, over all registries.
   uint64_t requests() const;
+  uint64_t retries() const;
 
  private:
   struct Impl;

@@ -262,6 +262,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest base, const std::string& s
     }
     SleepInterruptibly(*wait);
     ++attempt;
+    ++retries_;
   }
 }
 
@@ -337,6 +338,7 @@ Status RegistryClient::FetchBlob(const std::string& repo, const std::string& dig
                              RegistryErrorMessage(*r) + ")");
     }
     if (delivered >= size) return Status::Ok();
+    ++retries_;
     if (round >= options_.retries) {
       return Status::Network(ctx + ": the registry sent " + std::to_string(delivered) + " of " +
                              std::to_string(size) + " bytes, " + std::to_string(round + 1) + " times");

@@ -53,6 +53,8 @@ class RegistryClient {
 
   uint64_t bytes_fetched() const { return bytes_fetched_.load(); }
   uint64_t requests() const { return requests_.load(); }
+  // Requests sent again after a transient failure.
+  uint64_t retries() const { return retries_.load(); }
 
  private:
   struct Auth;
@@ -71,6 +73,7 @@ class RegistryClient {
   std::unique_ptr<Auth> auth_;
   std::atomic<uint64_t> bytes_fetched_{0};
   std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> retries_{0};
 };
 
 // The message of a registry's JSON error body ({"errors":[{"code","message"}]}), or a

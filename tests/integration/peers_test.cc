@@ -20,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/support/fault_proxy.h"
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
 #include "tests/support/temp_dir.h"
@@ -395,40 +396,6 @@ TEST(peersTokenRegistry, TlsRegistry) {
 // fault_proxy.py
 
 // fault_proxy.py in front of an upstream, on a port it picks, stopped by pid at the end.
-class FaultProxy {
- public:
-  FaultProxy(const std::string& dir, const std::string& upstream, const std::vector<std::string>& args)
-      : log_path_(dir + "/proxy-requests.log"), out_path_(dir + "/proxy.out") {
-    fs::create_directories(dir);
-    Process::Options po;
-    po.argv = {"python3", FaultProxyScript(), "--listen-port", "0", "--upstream", upstream, "--log", log_path_};
-    po.argv.insert(po.argv.end(), args.begin(), args.end());
-    po.env = {{"PYTHONUNBUFFERED", "1"}};
-    po.stdout_path = po.stderr_path = out_path_;
-    process_ = Process(po);
-    for (int i = 0; i < 500 && port_ == 0 && process_.Running(); ++i) {
-      std::string out = Slurp(out_path_);
-      size_t at = out.find("listening on 127.0.0.1:");
-      if (at != std::string::npos) port_ = std::atoi(out.c_str() + at + 23);
-      if (port_ == 0) std::this_thread::sleep_for(milliseconds(20));
-    }
-    if (port_ == 0) throw std::runtime_error("fault_proxy.py did not start:\n" + Slurp(out_path_));
-  }
-  int port() const { return port_; }
-  std::string host_port() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string url() const { return "http://" + host_port(); }
-  pid_t pid() const { return process_.pid(); }
-  std::vector<std::string> Log() const { return Lines(Slurp(log_path_)); }
-  std::string Output() const { return Slurp(out_path_); }
-  void Stop() { process_.Stop(); }
-
- private:
-  std::string log_path_;
-  std::string out_path_;
-  Process process_;
-  int port_ = 0;
-};
-
 // A plain registry holding imagegen's set 1, and the biggest layer of apps/java-svc:1.0.
 class peersFaultProxy : public ::testing::Test {
  protected:
