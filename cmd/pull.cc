@@ -11,6 +11,7 @@
 #include "cmd/command.h"
 #include "index/reference.h"
 #include "transfer/pull.h"
+#include "transfer/release.h"
 #include "util/interrupt.h"
 #include "util/progress.h"
 #include "util/units.h"
@@ -35,6 +36,7 @@ struct PullArgs {
   std::string failed_file = "pull-failed.txt";
   bool dry_run = false;
   std::string limit_rate;
+  std::string release;
 };
 
 // A live line on a terminal, a log line every few seconds otherwise.
@@ -130,6 +132,7 @@ int RunPull(const Globals& g, PullArgs& a) {
     if (!list.ok()) return Fail(list.status().WithContext("--file"));
     inputs.insert(inputs.end(), list->begin(), list->end());
   }
+  if (!a.release.empty()) inputs.insert(inputs.begin(), a.release);
   if (inputs.empty()) return Fail(Status::InvalidArgument("pull: name images, or a list with -f FILE"));
   std::vector<transfer::PullItem> items;
   for (const auto& in : inputs) {
@@ -170,6 +173,27 @@ int RunPull(const Globals& g, PullArgs& a) {
   transfer::Puller puller(*store, o);
   ProgressView view(puller.counters(), g.quiet);
   puller.Pull(items);
+  if (!a.release.empty() && items.front().status.ok() && !a.dry_run) {
+    // Release mode: the components the release image names, each by digest.
+    auto top = store::Digest::Parse(items.front().digest);
+    auto components = top.ok() ? transfer::ReleaseComponents(*store, *top) : Result<std::vector<std::string>>(top.status());
+    if (!components.ok()) {
+      items.front().status = components.status().WithContext("release " + a.release);
+    } else {
+      std::vector<transfer::PullItem> more;
+      for (const auto& c : *components) {
+        auto r = index::ParseReference(c);
+        if (!r.ok()) {
+          items.push_back({c, {}, r.status(), "", {}, {}, {}});
+          continue;
+        }
+        more.push_back({c, *r, Status::Ok(), "", {}, {}, {}});
+      }
+      Note(g, "pull: release " + a.release + " names " + std::to_string(components->size()) + " component image(s)");
+      puller.Pull(more);
+      for (auto& m : more) items.push_back(std::move(m));
+    }
+  }
   view.Stop();
 
   std::vector<std::string> failed;
@@ -236,6 +260,8 @@ void RegisterPull(CLI::App& app, Context& ctx) {
       ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--retries", a->retries, "Retries per request on transient failures")->capture_default_str();
   sub->add_option("--failed-file", a->failed_file, "Where to list images that failed")->capture_default_str();
+  sub->add_option("--release", a->release,
+                  "An OpenShift release image: pull it and every component its image-references names");
   sub->add_option("--limit-rate", a->limit_rate, "Bytes per second per transfer (e.g. 20M)");
   sub->add_flag("--dry-run", a->dry_run, "Resolve manifests and list the blobs that would be fetched");
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunPull(ctx.globals, *a); }; });

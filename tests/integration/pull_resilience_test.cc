@@ -223,5 +223,75 @@ TEST(PullResilience, TokenAuthCachesATokenPerScope) {
   EXPECT_EQ(RunSilo(tmp / "s1", {"fsck"}).code, 0);
 }
 
+// Release mode (FastSync): a release image whose layer holds
+// release-manifests/image-references naming component images by digest.
+TEST(PullRelease, PullsTheReleaseImageAndEveryComponentByDigest) {
+  TempDir tmp;
+  Registry registry(tmp / "registry");
+  registry.Start();
+  std::string out;
+  ASSERT_EQ(RunCommand({"python3", SILO_SOURCE_DIR "/tests/support/imagegen.py", "--registry", registry.host_port(),
+                        "--quiet", "--work", tmp / "gen"},
+                       &out),
+            0)
+      << out;
+  // Two components, named by digest as a release names them.
+  std::vector<std::string> components;
+  size_t s = 0;
+  while (s < out.size() && components.size() < 2) {
+    size_t nl = out.find('\n', s);
+    std::string ref = out.substr(s, nl - s);
+    s = nl == std::string::npos ? out.size() : nl + 1;
+    std::string raw;
+    ASSERT_EQ(RunCommand({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref}, &raw), 0);
+    components.push_back(ref.substr(0, ref.rfind(':')) + "@" + Digest(raw));
+  }
+  std::string json = "{\"kind\":\"ImageStream\",\"apiVersion\":\"image.openshift.io/v1\",\"spec\":{\"tags\":[";
+  for (size_t i = 0; i < components.size(); ++i) {
+    json += std::string(i ? "," : "") + "{\"name\":\"c" + std::to_string(i) +
+            "\",\"from\":{\"kind\":\"DockerImage\",\"name\":\"" + components[i] + "\"}}";
+  }
+  json += "]}}";
+  fs::create_directories(tmp / "rel/release-manifests");
+  WriteFile(tmp / "rel/release-manifests/image-references", json);
+  WriteFile(tmp / "rel/release-manifests/0000_readme", "not the references");
+  ASSERT_EQ(RunCommand({"tar", "-C", tmp / "rel", "-czf", tmp / "layer.tar.gz", "release-manifests"}, &out), 0) << out;
+  std::string layer = ReadFileToString(tmp / "layer.tar.gz");
+  std::string layer_digest = Digest(layer);
+  UploadBlob(registry.url(), "ocp/release", tmp / "layer.tar.gz", layer_digest);
+  std::string config = "{\"architecture\":\"amd64\",\"os\":\"linux\"}";
+  WriteFile(tmp / "config.json", config);
+  UploadBlob(registry.url(), "ocp/release", tmp / "config.json", Digest(config));
+  std::string manifest =
+      "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
+      "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" + Digest(config) + "\",\"size\":" +
+      std::to_string(config.size()) + "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+      "\"digest\":\"" + layer_digest + "\",\"size\":" + std::to_string(layer.size()) + "}]}";
+  WriteFile(tmp / "manifest.json", manifest);
+  ASSERT_EQ(RunCommand({"curl", "-s", "-f", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
+                        "--data-binary", "@" + (tmp / "manifest.json"),
+                        registry.url() + "/v2/ocp/release/manifests/4.99.0"},
+                       &out),
+            0)
+      << out;
+  std::string release = registry.host_port() + "/ocp/release:4.99.0";
+  CliResult r = RunSilo(tmp / "store", {"pull", "--plain-http", registry.host_port(), "--failed-file",
+                                        tmp / "failed.txt", "--release", release});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("names 2 component image(s)"), std::string::npos) << r.err;
+  EXPECT_EQ(RunSilo(tmp / "store", {"ref", "get", "image/" + release}).code, 0);
+  for (const auto& c : components) {
+    CliResult ref = RunSilo(tmp / "store", {"ref", "get", "image/" + c});
+    EXPECT_EQ(ref.code, 0) << c;
+    EXPECT_EQ(Trim(ref.out), c.substr(c.find('@') + 1));
+  }
+  EXPECT_EQ(RunSilo(tmp / "store", {"fsck"}).code, 0);
+  // A release image without image-references is a clear failure.
+  CliResult bad = RunSilo(tmp / "store", {"pull", "--plain-http", registry.host_port(), "--failed-file",
+                                          tmp / "failed.txt", "--release", components[0]});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("no layer holds release-manifests/image-references"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace silo::testing
