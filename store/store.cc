@@ -267,6 +267,21 @@ Status StoreImpl::EnsureChunksDurable() {
   return Status::Ok();
 }
 
+void StoreImpl::AcquireChunkBudget(size_t bytes) {
+  std::unique_lock lock(budget_mu_);
+  // One chunk larger than what is free still goes when nothing else is in flight.
+  budget_cv_.wait(lock, [&] { return budget_used_ == 0 || budget_used_ + bytes <= kChunkBudget; });
+  budget_used_ += bytes;
+}
+
+void StoreImpl::ReleaseChunkBudget(size_t bytes) {
+  {
+    std::lock_guard lock(budget_mu_);
+    budget_used_ -= bytes;
+  }
+  budget_cv_.notify_all();
+}
+
 Status StoreImpl::DropDamagedChunk(const ChunkId& id) {
   rocksdb::WriteBatch batch;
   batch.Delete(chunks(), KeyOf(id));

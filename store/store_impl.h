@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -81,6 +82,11 @@ class StoreImpl final : public Store {
   Status WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size);
   Status EnsureChunksDurable();
   uint64_t DiskUsage() const;
+  // Store-wide bound on chunk bytes queued or being written by all writers together, so
+  // memory stays bounded however many objects are written at once.
+  void AcquireChunkBudget(size_t bytes);
+  void ReleaseChunkBudget(size_t bytes);
+
   // The raw key of `key` in index space `space`: "<space>\0<key>".
   static std::string IndexKey(std::string_view space, std::string_view key);
 
@@ -108,6 +114,10 @@ class StoreImpl final : public Store {
   std::shared_mutex flush_gate_;
   std::mutex flush_mu_;
   std::atomic<uint64_t> unlogged_writes_{0};
+  std::mutex budget_mu_;
+  std::condition_variable budget_cv_;
+  size_t budget_used_ = 0;
+  static constexpr size_t kChunkBudget = 48 << 20;
   uint64_t flushed_upto_ = 0;     // guarded by flush_mu_
 };
 

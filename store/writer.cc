@@ -258,10 +258,12 @@ class WriterImpl final : public ObjectWriter {
     // written once to blob files instead of twice).
     const bool logged = dispatched_bytes_ < kLoggedBytes;
     dispatched_bytes_ += chunk.size();
+    store_->AcquireChunkBudget(chunk.size());
     inflight_.Add();
     store_->pool().Submit([this, &slot, chunk, owner = std::move(owner), logged] {
       Status s = StoreChunk(chunk, &slot, logged);
       if (!s.ok()) SetError(std::move(s));
+      store_->ReleaseChunkBudget(chunk.size());
       inflight_.Done();
     });
   }

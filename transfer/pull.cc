@@ -59,6 +59,8 @@ struct Puller::Impl {
   // Stores one blob (verifying size and digest), resuming a checkpointed download.
   Status FetchBlobNow(RegistryClient& client, const std::string& repo, const index::Descriptor& d) {
     SILO_ASSIGN_OR_RETURN(store::Digest digest, ParseDigest(d.digest));
+    // Another image may have stored it since this one looked.
+    if (store.Stat(digest).ok()) return Status::Ok();
     store::PutOptions po;
     po.expected_digest = digest;
     po.expected_size = d.size;
