@@ -45,7 +45,15 @@ void Describe(store::Store& store, const store::Digest& digest, ImageRow& row, s
     }
     return;
   }
-  if (!platform.empty() && platform.find("unknown") == std::string::npos) row.platforms.push_back(platform);
+  std::string plat = platform;
+  if (plat.empty()) {
+    // A single-platform image: its config says which.
+    auto config = store::Digest::Parse(m->config.digest);
+    auto bytes_c = config.ok() ? store.ReadAll(*config, 16 << 20) : Result<std::string>(config.status());
+    auto p = bytes_c.ok() ? index::ParseConfigPlatform(*bytes_c) : Result<index::Platform>(bytes_c.status());
+    if (p.ok() && !p->os.empty()) plat = p->ToString();
+  }
+  if (!plat.empty() && plat.find("unknown") == std::string::npos) row.platforms.push_back(plat);
   for (const auto& blob : m->References()) {
     auto d = store::Digest::Parse(blob.digest);
     if (!d.ok() || !store.Stat(*d).ok()) {
