@@ -1,7 +1,11 @@
 // silo put FILE|- ...: store files, print their digests.
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <optional>
+#include <thread>
 
 #include "cmd/command.h"
 #include "transfer/local_file.h"
@@ -61,28 +65,48 @@ int RunPut(const Globals& g, PutArgs& a) {
   uint64_t total = 0;
   for (const auto& f : a.files) total += FileSize(f);
   Progress progress("put", total);
+  // Several files are stored in parallel (each large one is parallel inside too); the
+  // digests are printed in input order.
+  struct Outcome {
+    std::optional<Result<store::ObjectInfo>> result;
+  };
+  std::vector<Outcome> outcomes(a.files.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < a.files.size();) {
+      if (Interrupted()) return;
+      outcomes[i].result = transfer::PutFile(*store, a.files[i], opts, &progress);
+    }
+  };
+  size_t threads = a.files.size() > 1 ? std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 8) : 1;
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  progress.Finish();
+
   uint64_t failed = 0, new_bytes = 0, existed = 0;
   const bool many = a.files.size() > 1 || !a.files_from.empty();
-  for (const auto& f : a.files) {
-    if (Interrupted()) break;
-    auto info = transfer::PutFile(*store, f, opts, &progress);
-    if (!info.ok()) {
-      progress.Finish();
-      Fail(info.status());
-      if (info.status().code() == Code::kInterrupted) break;
-      ++failed;
+  for (size_t i = 0; i < a.files.size(); ++i) {
+    const auto& r = outcomes[i].result;
+    if (!r) continue;  // not started: interrupted
+    if (!r->ok()) {
+      if (r->status().code() != Code::kInterrupted) {
+        Fail(r->status());
+        ++failed;
+      }
       continue;
     }
-    new_bytes += info->new_stored_bytes;
-    existed += info->existed ? 1 : 0;
+    const auto& info = r->value();
+    new_bytes += info.new_stored_bytes;
+    existed += info.existed ? 1 : 0;
     if (many) {
-      std::printf("%s  %s\n", info->digest.ToString().c_str(), f.c_str());
+      std::printf("%s  %s\n", info.digest.ToString().c_str(), a.files[i].c_str());
     } else {
-      std::printf("%s\n", info->digest.ToString().c_str());
+      std::printf("%s\n", info.digest.ToString().c_str());
     }
   }
   std::fflush(stdout);
-  progress.Finish();
   if (Interrupted()) return Fail(Status::Interrupted("put interrupted; objects not yet committed were not stored"));
   double secs = progress.elapsed_seconds();
   Note(g, "put: " + std::to_string(a.files.size() - failed) + " object(s), " + FormatBytes(progress.done()) +

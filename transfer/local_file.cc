@@ -16,6 +16,8 @@ namespace silo::transfer {
 namespace {
 constexpr size_t kBufferSize = 4 << 20;
 constexpr uint64_t kWindow = 16 << 20;
+// Smaller files are read: mapping costs more than copying them.
+constexpr off_t kMapAtLeast = 1 << 20;
 }
 
 Result<store::ObjectInfo> PutFile(store::Store& store, const std::string& path, const store::PutOptions& options,
@@ -34,7 +36,7 @@ Result<store::ObjectInfo> PutFile(store::Store& store, const std::string& path, 
   }
   SILO_ASSIGN_OR_RETURN(auto writer, store.NewWriter(options));
   struct stat st {};
-  if (fd != STDIN_FILENO && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+  if (fd != STDIN_FILENO && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= kMapAtLeast) {
     // Regular files are mapped a window at a time: no copy through a read buffer, and
     // resident memory stays bounded by the window whatever the file size.
     const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -54,7 +56,9 @@ Result<store::ObjectInfo> PutFile(store::Store& store, const std::string& path, 
     }
     return writer->Commit().WithContext(name);
   }
-  std::vector<uint8_t> buf(kBufferSize);
+  std::vector<uint8_t> buf(fd != STDIN_FILENO && S_ISREG(st.st_mode)
+                               ? static_cast<size_t>(std::min<off_t>(st.st_size + 1, kBufferSize))
+                               : kBufferSize);
   for (;;) {
     if (Interrupted()) return Status::Interrupted(name + ": interrupted; nothing was stored");
     SILO_ASSIGN_OR_RETURN(size_t n, ReadFull(fd, buf, name));
