@@ -13,8 +13,12 @@ std::unique_ptr<store::Store> OpenStore(const Globals& g, Access access) {
   o.read_only = access == Access::kRead;
   auto s = store::Store::Open(g.store_path, o);
   if (!s.ok()) {
-    std::fprintf(stderr, "silo: %s\n", s.status().message().c_str());
+    Fail(s.status());
     return nullptr;
+  }
+  if (g.debug) {
+    std::fprintf(stderr, "debug: store %s opened %s; chunking %s\n", g.store_path.c_str(),
+                 o.read_only ? "read-only" : "for writing", (*s)->chunk_params().Encode().c_str());
   }
   return std::move(s).value();
 }
@@ -30,6 +34,10 @@ int ExitCodeFor(const Status& status) {
 }
 
 int Fail(const Status& status) {
+  if (IsDebug()) {
+    std::fprintf(stderr, "silo: [%s] %s\n", std::string(CodeName(status.code())).c_str(), status.message().c_str());
+    return ExitCodeFor(status);
+  }
   std::fprintf(stderr, "silo: %s\n", status.message().c_str());
   return ExitCodeFor(status);
 }

@@ -60,6 +60,8 @@ void RegisterLs(CLI::App& app, Context& ctx);
 void RegisterDiff(CLI::App& app, Context& ctx);
 void RegisterForget(CLI::App& app, Context& ctx);
 void RegisterTreeIndex(CLI::App& app, Context& ctx);
+void RegisterArchive(CLI::App& app, Context& ctx);
+void RegisterImport(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

@@ -40,7 +40,7 @@ int RunGc(const Globals& g, const GcArgs& a) {
 void RegisterGc(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<GcArgs>();
   auto* sub = app.add_subcommand("gc", "Remove objects and chunks that no ref reaches");
-  sub->add_option("--grace", a->grace, "Keep data of unfinished writes this long (e.g. 0, 90s, 1h)")
+  sub->add_option("--grace", a->grace, "Keep unreferenced objects and chunks younger than this (e.g. 0, 90s, 1h)")
       ->capture_default_str();
   sub->add_flag("-n,--dry-run", a->dry_run, "Report what would be removed, remove nothing");
   sub->add_flag("--full", a->full, "Also rewrite live data so no removed byte stays on disk");

@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   RegisterDiff(app, ctx);
   RegisterForget(app, ctx);
   RegisterTreeIndex(app, ctx);
+  RegisterArchive(app, ctx);
+  RegisterImport(app, ctx);
 
   try {
     app.parse(argc, argv);
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   silo::SetQuiet(ctx.globals.quiet);
+  silo::SetDebug(ctx.globals.debug);
   silo::InstallInterruptHandlers();
   if (!ctx.run) return kExitUsage;
   try {

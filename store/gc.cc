@@ -142,8 +142,10 @@ Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
         continue;
       }
       auto rec = ObjectRecord::Decode(it->value().ToStringView());
-      if (!rec.ok()) {
-        ++report.objects_kept;  // fsck reports it; gc never deletes what it cannot read
+      if (!rec.ok() || rec->created_us >= grace_cutoff_us) {
+        // Unreadable records are fsck's business; objects younger than the grace period
+        // may be about to gain a ref (a pull stores blobs before its manifest and tag).
+        ++report.objects_kept;
         continue;
       }
       candidates.emplace_back(std::move(key), std::move(*rec));

@@ -112,6 +112,9 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   dbo.max_log_file_size = 4 << 20;
   dbo.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   dbo.max_open_files = 1024;
+  // Chunk data and chunk metadata are written together without the WAL; they must reach
+  // disk together too, whichever column family triggers a flush.
+  dbo.atomic_flush = true;
   // Flushes write chunk data to blob files with direct I/O where the filesystem allows:
   // no copy through the page cache (a large cost on the CPU), and a long-lived cache host
   // keeps its page cache for reads.
@@ -222,7 +225,8 @@ Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
   ro.verify_checksums = false;  // every chunk carries its own XXH3, checked below
   auto rs = db_->Get(ro, chunks(), KeyOf(id), &value);
   if (rs.IsNotFound()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + " is missing");
-  if (!rs.ok()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
+  if (rs.IsCorruption()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
+  if (!rs.ok()) return Status::IO("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
   return DecodeChunk(value.ToStringView(), out).WithContext("chunk " + ToHex(id).substr(0, 12));
 }
 

@@ -44,10 +44,13 @@ class WriterImpl final : public ObjectWriter {
       auto& slot = slots_.emplace_back();
       slot.ref = c;
       slot.pinned = true;
-      if (!store_->ReadChunk(c.id, &raw).ok() || raw.size() != c.length || Sha256::Of(AsBytes(raw)) != c.id) {
-        // Damaged: drop the chunk too, so this write stores it afresh instead of
-        // deduplicating against bad bytes.
-        store_->DropDamagedChunk(c.id).IgnoreError();
+      Status read = store_->ReadChunk(c.id, &raw);
+      bool damaged = read.ok() ? raw.size() != c.length || Sha256::Of(AsBytes(raw)) != c.id
+                               : read.code() == Code::kIntegrity && store_->ChunkExists(c.id);
+      if (!read.ok() || damaged) {
+        // Damaged bytes are dropped too, so this write stores them afresh instead of
+        // deduplicating against them; a mere read error drops nothing.
+        if (damaged) store_->DropDamagedChunk(c.id).IgnoreError();
         Restart();
         return;
       }
@@ -210,8 +213,9 @@ class WriterImpl final : public ObjectWriter {
  private:
   // Forgets a checkpoint that cannot be used.
   void Restart() {
-    ReleasePins();
-    released_ = false;
+    for (auto& slot : slots_) {
+      if (slot.pinned) store_->barrier().UnpinChunk(std::string(KeyOf(slot.ref.id)));
+    }
     slots_.clear();
     sha256_ = Sha256();
     if (sha1_) sha1_.emplace();

@@ -105,9 +105,12 @@ struct Puller::Impl {
       return FetchBlobShared(client, repo, d);
     }
     Status s = FetchBlobNow(client, repo, d);
+    {
+      // Gone from the map before waiters wake: one that retries starts a fresh download.
+      std::lock_guard lock(inflight_mu);
+      inflight.erase(d.digest);
+    }
     promise.set_value(s);
-    std::lock_guard lock(inflight_mu);
-    inflight.erase(d.digest);
     return s;
   }
 

@@ -146,12 +146,12 @@ Status RegistryClient::LearnChallenge(const std::string& www_authenticate) {
 Result<std::string> RegistryClient::AuthHeader(const std::string& scope) {
   std::unique_lock lock(auth_->mu);
   if (!auth_->credential_loaded) {
-    auth_->credential_loaded = true;
     if (options_.credentials) {
       auto c = options_.credentials->Lookup(registry_);
-      if (!c.ok()) return std::move(c).take_status();
+      if (!c.ok()) return std::move(c).take_status();  // asked again next time
       auth_->credential = *c;
     }
+    auth_->credential_loaded = true;
   }
   const auto& cred = auth_->credential;
   switch (auth_->scheme) {
@@ -297,6 +297,7 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
 Status RegistryClient::FetchBlob(const std::string& repo, const std::string& digest, uint64_t size,
                                  uint64_t offset, const std::function<Status(ByteSpan)>& sink) {
   std::string ctx = registry_ + "/" + repo + "@" + digest;
+  if (offset >= size) return Status::Ok();  // a checkpoint already holds every byte
   uint64_t delivered = offset;  // bytes the sink has, across attempts
   uint64_t requested = 0;       // Range start of the current attempt
   uint64_t stream_pos = 0;      // position in the blob of the next byte received

@@ -17,6 +17,7 @@
 #include "index/tree.h"
 #include "transfer/fs_util.h"
 #include "util/fd.h"
+#include "util/hash.h"
 #include "util/interrupt.h"
 #include "util/thread_pool.h"
 
@@ -33,6 +34,11 @@ constexpr size_t kCacheBatch = 10000;
 struct DirNode {
   std::vector<TreeEntry> entries;
   std::vector<std::unique_ptr<DirNode>> children;  // parallel to entries; set for directories
+  // Set when the scan could settle the whole subtree from the stat cache and found its
+  // tree already stored (the fast path of an unchanged directory): its encoding and digest.
+  bool settled = false;
+  std::string encoded;
+  store::Digest digest;
 };
 
 struct IgnoreSet {
@@ -126,6 +132,13 @@ class Scanner {
       tree.entries.push_back(e);
     }
     *empty = tree.entries.empty();
+    if (node.settled) {
+      // Still put (an existing object writes nothing) so a running gc is told it is used.
+      store::PutOptions opts;
+      opts.links = index::TreeLinks(tree);
+      SILO_ASSIGN_OR_RETURN(auto info, store_.Put(AsBytes(node.encoded), opts));
+      return info.digest;
+    }
     return index::StoreTree(store_, std::move(tree));
   }
 
@@ -246,6 +259,8 @@ class Scanner {
     // name order so hardlink groups are numbered the same way every time.
     std::vector<size_t> cache_hits;
     std::vector<store::Digest> hit_digests;
+    // Whether every entry's digest is known now (no reads, hardlinks or unsettled subtrees).
+    bool settled = !src.leaf_only;
     for (size_t i = 0; i < node->entries.size(); ++i) {
       TreeEntry& e = node->entries[i];
       const struct stat& st = stats[i];
@@ -261,10 +276,12 @@ class Scanner {
         }
         node->children[i] = std::make_unique<DirNode>();
         SILO_TRY(WalkDir(src, std::move(sub), JoinRel(rel, e.name), child_what, node->children[i].get(), ignores));
+        settled = settled && node->children[i]->settled;
         continue;
       }
       if (e.type != EntryType::kFile) continue;
       if (st.st_nlink > 1) {
+        settled = false;
         auto [it, fresh] = inodes_.try_emplace({st.st_dev, st.st_ino}, groups_.size());
         if (fresh) groups_.emplace_back();
         groups_[it->second].members.push_back(&e);
@@ -288,7 +305,30 @@ class Scanner {
           }
         }
       }
+      settled = false;
       Submit(dirfd, &e, what + "/" + e.name, had_entry);
+    }
+    // Unchanged directory: when its tree (as the cache describes it) is already stored, so
+    // is everything it links to (gc removes a tree no later than what it links), and the
+    // cache hits need no check of their own.
+    if (settled) {
+      index::Tree tree;
+      for (size_t i = 0; i < node->entries.size(); ++i) {
+        TreeEntry e = node->entries[i];
+        if (e.name.empty()) continue;
+        if (e.type == EntryType::kDir) e.digest = node->children[i]->digest;
+        tree.entries.push_back(std::move(e));
+      }
+      node->encoded = index::EncodeTree(std::move(tree));
+      node->digest = store::Digest::Sha256(Sha256::Of(AsBytes(node->encoded)));
+      SILO_ASSIGN_OR_RETURN(auto missing, store_.Missing({&node->digest, 1}));
+      if (missing.empty()) {
+        node->settled = true;
+        stats_.files_unchanged += cache_hits.size();
+        hit_digests.clear();
+      } else {
+        node->encoded.clear();
+      }
     }
     // Cache entries are hints: content gc has since removed is read again.
     if (!hit_digests.empty()) {

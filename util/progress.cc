@@ -9,7 +9,11 @@
 namespace silo {
 namespace {
 std::atomic<bool> g_quiet{false};
-}
+std::atomic<bool> g_debug{false};
+}  // namespace
+
+void SetDebug(bool debug) { g_debug = debug; }
+bool IsDebug() { return g_debug; }
 
 void SetQuiet(bool quiet) { g_quiet = quiet; }
 bool IsQuiet() { return g_quiet; }

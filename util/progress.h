@@ -43,5 +43,7 @@ class Progress {
 // Global verbosity set by the CLI's --quiet/--debug.
 void SetQuiet(bool quiet);
 bool IsQuiet();
+void SetDebug(bool debug);
+bool IsDebug();
 
 }  // namespace silo

@@ -131,7 +131,7 @@ TEST_F(SnapshotCli, ConfigAndUsageErrors) {
   EXPECT_EQ(Run({"restore", "nosuch", tmp_ / "x"}).code, 1);
   EXPECT_EQ(Run({"ls", "site@zz"}).code, 2);
   EXPECT_EQ(Run({"forget", "dsync"}).code, 2);
-  for (const char* cmd : {"snapshot", "restore", "snapshots", "ls", "diff", "forget", "tree-index"}) {
+  for (const char* cmd : {"snapshot", "restore", "snapshots", "ls", "diff", "forget", "tree-index", "archive", "import"}) {
     EXPECT_EQ(Run({cmd, "--help"}).code, 0) << cmd;
   }
 }
@@ -156,6 +156,67 @@ TEST_F(SnapshotCli, KilledSnapshotLeavesEarlierOnesAndACleanStore) {
   CliResult r = Run({"restore", "site", tmp_ / "out"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(ReadFileToString(tmp_ / "out/docs/a b.txt"), "alpha");
+}
+
+TEST_F(SnapshotCli, ArchiveAndImportPackages) {
+  std::string src = Src();
+  ASSERT_EQ(Run({"snapshot", src}).code, 0);
+  std::string pkg = tmp_ / "pkg";
+  std::filesystem::create_directories(pkg);
+  // -o DIR: dsync's naming, NAME-FINGERPRINT.EXT, zip by default.
+  CliResult z = Run({"archive", "site", "-o", pkg});
+  ASSERT_EQ(z.code, 0) << z.err;
+  std::string zip = z.out.substr(0, z.out.find('\n'));
+  EXPECT_EQ(zip.rfind(pkg + "/site-", 0), 0u) << zip;
+  EXPECT_EQ(zip.size(), pkg.size() + 6 + 40 + 4) << zip;
+  EXPECT_EQ(zip.substr(zip.size() - 4), ".zip");
+  EXPECT_TRUE(std::filesystem::exists(zip));
+  CliResult t1 = Run({"archive", "site", "-o", pkg, "--format", "tar.zst"});
+  ASSERT_EQ(t1.code, 0) << t1.err;
+  std::string tzst = t1.out.substr(0, t1.out.find('\n'));
+  EXPECT_EQ(tzst.substr(0, tzst.size() - 8), zip.substr(0, zip.size() - 4)) << "same tree, same fingerprint";
+  // Deterministic: a second run writes the same bytes.
+  std::string again = tmp_ / "again.tar.zst";
+  ASSERT_EQ(Run({"archive", "site", "-o", again}).code, 0);
+  EXPECT_EQ(ReadFileToString(again), ReadFileToString(tzst));
+  // Back into a snapshot: nothing differs from the original.
+  CliResult imp = Run({"import", tzst, "--snapshot", "back"});
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  EXPECT_EQ(Id(imp).rfind("back@", 0), 0u) << imp.out;
+  CliResult d = Run({"diff", "site", "back"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out, "");
+  ASSERT_EQ(Run({"import", zip, "--snapshot", "fromzip"}).code, 0);
+  ASSERT_EQ(Run({"restore", "fromzip", tmp_ / "out"}).code, 0);
+  EXPECT_EQ(ReadFileToString(tmp_ / "out/docs/big.bin"), RandomBytes(1 << 20, 3));
+  EXPECT_EQ(std::filesystem::read_symlink(tmp_ / "out/latest"), "docs/a b.txt");
+  EXPECT_TRUE(std::filesystem::is_directory(tmp_ / "out/docs/empty"));
+  // A subtree, to a named file.
+  std::string sub = tmp_ / "docs.tar.gz";
+  ASSERT_EQ(Run({"archive", "site:docs", "-o", sub}).code, 0);
+  std::string listing;
+  ASSERT_EQ(RunCommand({"tar", "tzf", sub}, &listing), 0);
+  EXPECT_EQ(listing, "a b.txt\nbig.bin\nempty/\n");
+
+  // A hostile package, written with python's tarfile: refused, nothing committed.
+  std::string evil = tmp_ / "evil.tar";
+  ASSERT_EQ(RunCommand({"python3", "-c",
+                        "import tarfile,io,sys\n"
+                        "t=tarfile.open(sys.argv[1],'w')\n"
+                        "i=tarfile.TarInfo('../../escape'); i.size=1\n"
+                        "t.addfile(i, io.BytesIO(b'x')); t.close()\n",
+                        evil}),
+            0);
+  CliResult bad = Run({"import", evil, "--snapshot", "evil"});
+  EXPECT_EQ(bad.code, 1) << bad.err;
+  EXPECT_NE(bad.err.find(".."), std::string::npos) << bad.err;
+  EXPECT_EQ(Run({"snapshots", "evil"}).out, "");
+  // Usage errors.
+  EXPECT_EQ(Run({"import", zip}).code, 2);
+  EXPECT_EQ(Run({"archive", "site", "-o", tmp_ / "x.rar"}).code, 2);
+  EXPECT_EQ(Run({"archive", "nosuch", "-o", pkg}).code, 1);
+  CliResult fsck = Run({"fsck"});
+  EXPECT_EQ(fsck.code, 0) << fsck.err;
 }
 
 }  // namespace
