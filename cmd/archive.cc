@@ -20,10 +20,11 @@ struct ArchiveArgs {
 
 int RunArchive(const Globals& g, const ArchiveArgs& a) {
   struct stat st {};
-  const bool to_dir = (!a.out.empty() && a.out.back() == '/') || (::stat(a.out.c_str(), &st) == 0 && S_ISDIR(st.st_mode));
+  const bool to_dir =
+      (!a.out.empty() && a.out.back() == '/') || (::stat(a.out.c_str(), &st) == 0 && S_ISDIR(st.st_mode));
   Result<transfer::PackageFormat> format = !a.format.empty() ? transfer::ParsePackageFormat(a.format)
-                                           : to_dir           ? Result<transfer::PackageFormat>(transfer::PackageFormat::kZip)
-                                                              : transfer::PackageFormatOfPath(a.out);
+                                           : to_dir ? Result<transfer::PackageFormat>(transfer::PackageFormat::kZip)
+                                                    : transfer::PackageFormatOfPath(a.out);
   if (!format.ok()) return Fail(format.status().WithContext("archive"));
   auto store = OpenStore(g, Access::kRead);
   if (!store) return kExitUsage;
@@ -73,7 +74,8 @@ void RegisterArchive(CLI::App& app, Context& ctx) {
   sub->add_option("-o,--output", a->out,
                   "OUT.{zip,tar,tar.gz,tgz,tar.zst}, or a directory: then named NAME-FINGERPRINT.EXT")
       ->required();
-  sub->add_option("--format", a->format, "zip, tar, tar.gz, tgz, tar.zst (default: from OUT's suffix; zip for a directory)");
+  sub->add_option("--format", a->format,
+                  "zip, tar, tar.gz, tgz, tar.zst (default: from OUT's suffix; zip for a directory)");
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunArchive(ctx.globals, *a); }; });
 }
 

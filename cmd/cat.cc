@@ -45,7 +45,8 @@ int RunCat(const Globals& g, CatArgs& a) {
   for (size_t i : snapshot_paths) {
     auto r = ResolveSnapshotPath(*store, a.digests[i]);
     if (!r.ok()) return Fail(r.status().WithContext("cat"));
-    if (r->entry.type != index::EntryType::kFile) return Fail(Status::InvalidArgument("cat " + a.digests[i] + ": not a file"));
+    if (r->entry.type != index::EntryType::kFile)
+      return Fail(Status::InvalidArgument("cat " + a.digests[i] + ": not a file"));
     digests[i] = r->entry.digest;
   }
   int rc = kExitOk;
@@ -64,7 +65,8 @@ int RunCat(const Globals& g, CatArgs& a) {
 void RegisterCat(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<CatArgs>();
   auto* sub = app.add_subcommand("cat", "Write objects to stdout (sha256:… or sha1:…)");
-  sub->add_option("digests", a->digests, "Objects to write, in order (a digest, or SNAPSHOT:PATH for a file in a snapshot)");
+  sub->add_option("digests", a->digests,
+                  "Objects to write, in order (a digest, or SNAPSHOT:PATH for a file in a snapshot)");
   sub->add_option("--digests-from", a->digests_from, "Read the digests from LIST (one per line; - for stdin)");
   sub->add_option("--range", a->range, "Only bytes START-END (inclusive), START- or -SUFFIX");
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunCat(ctx.globals, *a); }; });

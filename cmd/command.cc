@@ -25,11 +25,15 @@ std::unique_ptr<store::Store> OpenStore(const Globals& g, Access access) {
 
 int ExitCodeFor(const Status& status) {
   switch (status.code()) {
-    case Code::kOk: return kExitOk;
+    case Code::kOk:
+      return kExitOk;
     case Code::kInvalidArgument:
-    case Code::kUnsupported: return kExitUsage;
-    case Code::kInterrupted: return kExitInterrupted;
-    default: return kExitFailed;
+    case Code::kUnsupported:
+      return kExitUsage;
+    case Code::kInterrupted:
+      return kExitInterrupted;
+    default:
+      return kExitFailed;
   }
 }
 
@@ -69,10 +73,18 @@ std::string JsonString(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,8 +15,8 @@ namespace silo::cmd {
 
 // Exit codes, as in docs/ARCHITECTURE.md.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;       // some items failed
-inline constexpr int kExitUsage = 2;        // usage or configuration error
+inline constexpr int kExitFailed = 1;  // some items failed
+inline constexpr int kExitUsage = 2;   // usage or configuration error
 inline constexpr int kExitInterrupted = 130;
 
 struct Globals {

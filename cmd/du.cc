@@ -21,8 +21,8 @@ int RunDu(const Globals& g, const DuArgs& a) {
     std::printf(
         "{\"objects\":%llu,\"inline_objects\":%llu,\"logical_bytes\":%llu,\"chunks\":%llu,\"chunk_bytes\":%llu,"
         "\"stored_bytes\":%llu,\"disk_bytes\":%llu,\"aliases\":%llu,\"refs\":%llu,\"dedup_ratio\":%.4f}\n",
-        u(s->objects), u(s->inline_objects), u(s->logical_bytes), u(s->chunks), u(s->chunk_bytes),
-        u(s->stored_bytes), u(s->disk_bytes), u(s->aliases), u(s->refs), s->dedup_ratio());
+        u(s->objects), u(s->inline_objects), u(s->logical_bytes), u(s->chunks), u(s->chunk_bytes), u(s->stored_bytes),
+        u(s->disk_bytes), u(s->aliases), u(s->refs), s->dedup_ratio());
     return kExitOk;
   }
   std::printf("store:        %s\n", store->path().c_str());

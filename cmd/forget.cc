@@ -29,7 +29,8 @@ int RunForget(const Globals& g, const ForgetArgs& a) {
       continue;
     }
     if (a.policy.empty()) {
-      return Fail(Status::InvalidArgument("forget " + text + ": give --keep-last/--keep-daily/--keep-weekly or NAME@ID"));
+      return Fail(
+          Status::InvalidArgument("forget " + text + ": give --keep-last/--keep-daily/--keep-weekly or NAME@ID"));
     }
     auto list = index::ListSnapshots(*store, spec->name);
     if (!list.ok()) return Fail(list.status());
@@ -65,8 +66,10 @@ void RegisterForget(CLI::App& app, Context& ctx) {
   auto* sub = app.add_subcommand("forget", "Forget snapshots by retention rules or by NAME@ID (then run gc)");
   sub->add_option("snapshots", a->snapshots, "NAME (with --keep-*) or NAME@ID");
   sub->add_option("--keep-last", a->policy.last, "Keep the newest N snapshots");
-  sub->add_option("--keep-daily", a->policy.daily, "Keep the newest snapshot of each of the last N days (UTC) that have one");
-  sub->add_option("--keep-weekly", a->policy.weekly, "Keep the newest snapshot of each of the last N ISO weeks that have one");
+  sub->add_option("--keep-daily", a->policy.daily,
+                  "Keep the newest snapshot of each of the last N days (UTC) that have one");
+  sub->add_option("--keep-weekly", a->policy.weekly,
+                  "Keep the newest snapshot of each of the last N ISO weeks that have one");
   sub->add_flag("-n,--dry-run", a->dry_run, "Only print what would be forgotten");
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunForget(ctx.globals, *a); }; });
 }

@@ -1,6 +1,5 @@
 // silo: the command line. Parses, dispatches to one command, maps errors to exit codes.
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <iostream>
 

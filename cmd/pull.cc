@@ -1,4 +1,6 @@
 // silo pull REF… | -f LIST: images from registries into the store.
+#include "transfer/pull.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -10,7 +12,6 @@
 
 #include "cmd/command.h"
 #include "index/reference.h"
-#include "transfer/pull.h"
 #include "transfer/release.h"
 #include "util/interrupt.h"
 #include "util/progress.h"
@@ -176,7 +177,8 @@ int RunPull(const Globals& g, PullArgs& a) {
   if (!a.release.empty() && items.front().status.ok() && !a.dry_run) {
     // Release mode: the components the release image names, each by digest.
     auto top = store::Digest::Parse(items.front().digest);
-    auto components = top.ok() ? transfer::ReleaseComponents(*store, *top) : Result<std::vector<std::string>>(top.status());
+    auto components =
+        top.ok() ? transfer::ReleaseComponents(*store, *top) : Result<std::vector<std::string>>(top.status());
     if (!components.ok()) {
       items.front().status = components.status().WithContext("release " + a.release);
     } else {
@@ -245,19 +247,32 @@ void RegisterPull(CLI::App& app, Context& ctx) {
   sub->add_option("-s,--source", a->source, "Registry for references that name none (default docker.io)");
   // One value per occurrence (repeat the flag or separate with commas), so a following
   // image reference is not swallowed.
-  sub->add_option("--platform", a->platforms, "Only these platforms: os/arch[/variant][,…]")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  sub->add_option("--arch", a->arches, "Only these architectures (Hangar): amd64,arm64,…")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  sub->add_option("--os", a->oses, "Only these operating systems (Hangar): linux,windows")->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--platform", a->platforms, "Only these platforms: os/arch[/variant][,…]")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--arch", a->arches, "Only these architectures (Hangar): amd64,arm64,…")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--os", a->oses, "Only these operating systems (Hangar): linux,windows")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_flag("--no-arch-os-fail", a->no_arch_os_fail, "Fail (not warn) when an image has none of the platforms");
   sub->add_option("-j,--jobs", a->jobs, "Images at a time")->capture_default_str()->check(CLI::Range(1, 64));
-  sub->add_option("--blob-jobs", a->blob_jobs, "Blobs at a time per image")->capture_default_str()->check(CLI::Range(1, 64));
+  sub->add_option("--blob-jobs", a->blob_jobs, "Blobs at a time per image")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   sub->add_option("--authfile,--pull-secret", a->authfile,
                   "Docker config.json with credentials ($REGISTRY_AUTH_FILE, else ~/.docker/config.json)");
   sub->add_option("--creds", a->creds, "USER:PASSWORD for the registries named");
   sub->add_option("--tls-verify", a->tls_verify, "Verify TLS certificates")->capture_default_str();
   sub->add_option("--ca-cert", a->ca_cert, "Extra CA certificate (PEM) to trust");
   sub->add_option("--plain-http", a->plain_http, "Speak plain HTTP to this registry (host:port; repeatable)")
-      ->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--retries", a->retries, "Retries per request on transient failures")->capture_default_str();
   sub->add_option("--failed-file", a->failed_file, "Where to list images that failed")->capture_default_str();
   sub->add_option("--release", a->release,

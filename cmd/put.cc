@@ -110,8 +110,8 @@ int RunPut(const Globals& g, PutArgs& a) {
   if (Interrupted()) return Fail(Status::Interrupted("put interrupted; objects not yet committed were not stored"));
   double secs = progress.elapsed_seconds();
   Note(g, "put: " + std::to_string(a.files.size() - failed) + " object(s), " + FormatBytes(progress.done()) +
-              " read, " + FormatBytes(new_bytes) + " newly stored, " + std::to_string(existed) +
-              " already present, " + FormatDuration(secs) + " (" + FormatRate(progress.done(), secs) + ")" +
+              " read, " + FormatBytes(new_bytes) + " newly stored, " + std::to_string(existed) + " already present, " +
+              FormatDuration(secs) + " (" + FormatRate(progress.done(), secs) + ")" +
               (failed ? ", " + std::to_string(failed) + " failed" : ""));
   return failed ? kExitFailed : kExitOk;
 }

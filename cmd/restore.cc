@@ -1,7 +1,8 @@
 // silo restore SNAPSHOT[:PATH] DIR [--delete]: materialize a snapshot into a directory.
+#include "transfer/restore.h"
+
 #include "cmd/command.h"
 #include "cmd/snapshot_util.h"
-#include "transfer/restore.h"
 #include "util/progress.h"
 #include "util/units.h"
 
@@ -20,9 +21,10 @@ int RunRestore(const Globals& g, const RestoreArgs& a) {
   if (!store) return kExitUsage;
   auto resolved = ResolveSnapshotPath(*store, a.snapshot);
   if (!resolved.ok()) return Fail(resolved.status().WithContext("restore"));
-  Progress progress("restore", resolved->entry.type == index::EntryType::kDir && a.snapshot.find(':') == std::string::npos
-                                   ? resolved->snapshot.record.bytes
-                                   : 0);
+  Progress progress("restore",
+                    resolved->entry.type == index::EntryType::kDir && a.snapshot.find(':') == std::string::npos
+                        ? resolved->snapshot.record.bytes
+                        : 0);
   transfer::RestoreOptions opts;
   opts.delete_extra = a.delete_extra;
   opts.threads = a.threads;

@@ -1,4 +1,6 @@
 // silo snapshot DIR... [--name NAME] | --config dsync.json: snapshot directories.
+#include "transfer/snapshot.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -8,7 +10,6 @@
 #include "cmd/command.h"
 #include "cmd/snapshot_util.h"
 #include "index/dsync.h"
-#include "transfer/snapshot.h"
 #include "util/interrupt.h"
 #include "util/progress.h"
 #include "util/units.h"
@@ -41,7 +42,9 @@ Status BuildRequest(SnapshotArgs& a, transfer::SnapshotRequest* req) {
     ss << f.rdbuf();
     const char* home = std::getenv("HOME");
     SILO_ASSIGN_OR_RETURN(auto cfg, index::ParseDsyncConfig(ss.str(), home ? home : "").WithContext(a.config));
-    req->name = !a.name.empty() ? a.name : !cfg.name.empty() ? cfg.name : BaseName(a.config).substr(0, BaseName(a.config).find('.'));
+    req->name = !a.name.empty()     ? a.name
+                : !cfg.name.empty() ? cfg.name
+                                    : BaseName(a.config).substr(0, BaseName(a.config).find('.'));
     for (const auto& d : cfg.dirs) {
       req->sources.push_back({d.key, d.path, d.ignore_hidden || a.ignore_hidden, d.leaf_only});
     }
@@ -89,9 +92,9 @@ int RunSnapshot(const Globals& g, SnapshotArgs& a) {
   double secs = progress.elapsed_seconds();
   Note(g, "snapshot " + req.name + "@" + r->snapshot.id + ": " + std::to_string(st.files_new) + " new, " +
               std::to_string(st.files_changed) + " changed, " + std::to_string(st.files_unchanged) +
-              " unchanged files; " + std::to_string(st.dirs) + " dirs, " + std::to_string(st.symlinks) +
-              " symlinks; " + FormatBytes(st.bytes_read) + " read, " + FormatBytes(st.bytes_added) +
-              " added to the store, " + FormatBytes(st.total_bytes) + " in the snapshot; " + FormatDuration(secs) +
+              " unchanged files; " + std::to_string(st.dirs) + " dirs, " + std::to_string(st.symlinks) + " symlinks; " +
+              FormatBytes(st.bytes_read) + " read, " + FormatBytes(st.bytes_added) + " added to the store, " +
+              FormatBytes(st.total_bytes) + " in the snapshot; " + FormatDuration(secs) +
               (st.changed_during_read ? "; " + std::to_string(st.changed_during_read) + " changed while read" : "") +
               (st.skipped ? "; " + std::to_string(st.skipped) + " skipped" : "") +
               (st.errors ? "; " + std::to_string(st.errors) + " errors" : ""));

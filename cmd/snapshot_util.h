@@ -20,8 +20,9 @@ inline Result<ResolvedPath> ResolveSnapshotPath(store::Store& store, std::string
   SILO_ASSIGN_OR_RETURN(index::SnapshotSpec spec, index::ParseSnapshotSpec(text));
   ResolvedPath out;
   SILO_ASSIGN_OR_RETURN(out.snapshot, index::ResolveSnapshot(store, spec));
-  SILO_ASSIGN_OR_RETURN(out.entry, index::WalkPath(store, out.snapshot.record.root, spec.path)
-                                       .WithContext(spec.name + "@" + out.snapshot.id));
+  SILO_ASSIGN_OR_RETURN(
+      out.entry,
+      index::WalkPath(store, out.snapshot.record.root, spec.path).WithContext(spec.name + "@" + out.snapshot.id));
   if (out.entry.name.empty()) {
     std::string p = spec.path;
     while (!p.empty() && p.back() == '/') p.pop_back();
@@ -30,6 +31,8 @@ inline Result<ResolvedPath> ResolveSnapshotPath(store::Store& store, std::string
   return out;
 }
 
-inline void PrintWarning(const std::string& m) { std::fprintf(stderr, "silo: warning: %s\n", m.c_str()); }
+inline void PrintWarning(const std::string& m) {
+  std::fprintf(stderr, "silo: warning: %s\n", m.c_str());
+}
 
 }  // namespace silo::cmd

@@ -22,9 +22,8 @@ int RunTreeIndex(const Globals& g, const TreeIndexArgs& a) {
   if (!r.ok()) return Fail(r.status().WithContext("tree-index"));
   if (r->entry.type != index::EntryType::kDir) return Fail(Status::InvalidArgument("tree-index: not a directory"));
   if (a.out_dir.empty()) {
-    Status s = index::RenderDsyncTree(*store, r->entry.digest, [](std::string_view line) {
-      std::fwrite(line.data(), 1, line.size(), stdout);
-    });
+    Status s = index::RenderDsyncTree(*store, r->entry.digest,
+                                      [](std::string_view line) { std::fwrite(line.data(), 1, line.size(), stdout); });
     std::fflush(stdout);
     return s.ok() ? kExitOk : Fail(s.WithContext("tree-index"));
   }

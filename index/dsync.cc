@@ -125,7 +125,8 @@ Result<DsyncConfig> ParseDsyncConfig(std::string_view text, std::string_view hom
   if (root["archiveType"].get(s) == simdjson::SUCCESS) cfg.archive_type = std::string(s);
   if (cfg.archive_type != "zip" && cfg.archive_type != "tar" && cfg.archive_type != "tar.gz" &&
       cfg.archive_type != "tgz" && cfg.archive_type != "tar.zst") {
-    return Status::InvalidArgument("config: archiveType \"" + cfg.archive_type + "\": use zip, tar, tar.gz, tgz or tar.zst");
+    return Status::InvalidArgument("config: archiveType \"" + cfg.archive_type +
+                                   "\": use zip, tar, tar.gz, tgz or tar.zst");
   }
   simdjson::dom::array arr;
   if (root["exclude"].get(arr) == simdjson::SUCCESS) {
@@ -157,7 +158,8 @@ Result<DsyncConfig> ParseDsyncConfig(std::string_view text, std::string_view hom
   return cfg;
 }
 
-Status RenderDsyncTree(store::Store& store, const store::Digest& root, const std::function<void(std::string_view)>& out) {
+Status RenderDsyncTree(store::Store& store, const store::Digest& root,
+                       const std::function<void(std::string_view)>& out) {
   return Render(store, root, "~", out);
 }
 

@@ -21,15 +21,15 @@
 namespace silo::index {
 
 struct DsyncDir {
-  std::string key;    // default "p<index>"
-  std::string path;   // "~/" expanded with $HOME
+  std::string key;   // default "p<index>"
+  std::string path;  // "~/" expanded with $HOME
   bool ignore_hidden = false;
   bool ignore_top = false;
   bool leaf_only = false;
 };
 
 struct DsyncConfig {
-  std::string name;                // silo extension; empty when absent
+  std::string name;                  // silo extension; empty when absent
   std::string archive_type = "zip";  // zip, tar, tar.gz, tgz (silo also takes tar.zst)
   std::vector<DsyncDir> dirs;
   std::vector<std::string> excludes;  // silo extension
@@ -44,6 +44,7 @@ Result<DsyncConfig> ParseDsyncConfig(std::string_view text, std::string_view hom
 // Symlinks and special files are not part of dsync's format and are left out. A '\\' or a
 // newline in a name is written as "\\\\" or "\\n". SHA-1 comes from the content's alias,
 // or is computed from the stored content when there is none.
-Status RenderDsyncTree(store::Store& store, const store::Digest& root, const std::function<void(std::string_view)>& out);
+Status RenderDsyncTree(store::Store& store, const store::Digest& root,
+                       const std::function<void(std::string_view)>& out);
 
 }  // namespace silo::index

@@ -8,7 +8,9 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::object;
 
-Status Bad(const std::string& why) { return Status::InvalidArgument("manifest: " + why); }
+Status Bad(const std::string& why) {
+  return Status::InvalidArgument("manifest: " + why);
+}
 
 bool IsSha256Digest(std::string_view d) {
   if (d.size() != 71 || d.substr(0, 7) != "sha256:") return false;

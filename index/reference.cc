@@ -5,7 +5,9 @@
 namespace silo::index {
 namespace {
 
-bool IsAlnumLower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool IsAlnumLower(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 // A path component: lowercase alphanumerics separated by '.', '_', '__' or runs of '-'.
 bool ValidComponent(std::string_view c) {
@@ -71,9 +73,8 @@ Result<Reference> ParseReference(std::string_view text, std::string_view default
   }
   auto first_slash = rest.find('/');
   std::string_view first = rest.substr(0, first_slash);
-  if (first_slash != std::string_view::npos &&
-      (first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos ||
-       first == "localhost")) {
+  if (first_slash != std::string_view::npos && (first.find('.') != std::string_view::npos ||
+                                                first.find(':') != std::string_view::npos || first == "localhost")) {
     r.registry = std::string(first);
     rest = rest.substr(first_slash + 1);
   } else {

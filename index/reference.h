@@ -11,10 +11,10 @@
 namespace silo::index {
 
 struct Reference {
-  std::string registry;  // "docker.io", "127.0.0.1:5000"
+  std::string registry;    // "docker.io", "127.0.0.1:5000"
   std::string repository;  // "library/nginx"
-  std::string tag;       // empty when only a digest was given
-  std::string digest;    // "sha256:…", empty when absent
+  std::string tag;         // empty when only a digest was given
+  std::string digest;      // "sha256:…", empty when absent
 
   // "registry/repository:tag@digest", with the parts present.
   std::string ToString() const;

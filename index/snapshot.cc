@@ -17,9 +17,8 @@ bool ReadDigest(codec::Reader& r, store::Digest* d) {
 }
 
 bool IsHexPrefix(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 }  // namespace
@@ -76,11 +75,10 @@ std::vector<store::Digest> SnapshotLinks(const SnapshotRecord& record) {
 }
 
 Status ValidateSnapshotName(std::string_view name) {
-  bool ok = !name.empty() && name.size() <= 128 && name[0] != '.' &&
-            std::all_of(name.begin(), name.end(), [](char c) {
-              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                     c == '_' || c == '-';
-            });
+  bool ok = !name.empty() && name.size() <= 128 && name[0] != '.' && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
   if (!ok) {
     return Status::InvalidArgument("snapshot name \"" + std::string(name) +
                                    "\": use letters, digits, '.', '_' and '-' (not starting with '.')");
@@ -88,9 +86,13 @@ Status ValidateSnapshotName(std::string_view name) {
   return Status::Ok();
 }
 
-std::string SnapshotRefPrefix(std::string_view name) { return "snapshot/" + std::string(name) + "/"; }
+std::string SnapshotRefPrefix(std::string_view name) {
+  return "snapshot/" + std::string(name) + "/";
+}
 
-std::string SnapshotId(const store::Digest& record_digest) { return record_digest.hex().substr(0, 12); }
+std::string SnapshotId(const store::Digest& record_digest) {
+  return record_digest.hex().substr(0, 12);
+}
 
 Result<SnapshotSpec> ParseSnapshotSpec(std::string_view text) {
   SnapshotSpec spec;

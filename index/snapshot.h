@@ -19,14 +19,14 @@
 namespace silo::index {
 
 struct SnapshotSource {
-  std::string key;       // the source's name in the snapshot ("p0", or the directory's base name)
-  std::string path;      // absolute path it was taken from (bytes)
-  store::Digest tree;    // its root tree
+  std::string key;     // the source's name in the snapshot ("p0", or the directory's base name)
+  std::string path;    // absolute path it was taken from (bytes)
+  store::Digest tree;  // its root tree
 };
 
 struct SnapshotRecord {
   std::string name;
-  int64_t time_ns = 0;   // when the snapshot was started, UTC nanoseconds
+  int64_t time_ns = 0;  // when the snapshot was started, UTC nanoseconds
   std::string host;
   // The previous snapshot of the same name, when there was one. Not a link: forgetting a
   // parent lets gc reclaim it even while its children live.
@@ -37,7 +37,7 @@ struct SnapshotRecord {
   std::vector<SnapshotSource> sources;
   uint64_t files = 0;
   uint64_t dirs = 0;
-  uint64_t bytes = 0;    // sum of file sizes
+  uint64_t bytes = 0;  // sum of file sizes
 };
 
 std::string EncodeSnapshot(const SnapshotRecord& record);

@@ -27,8 +27,8 @@ bool DecodeStatCacheValue(std::string_view data, StatCacheValue* v) {
   codec::Reader r(data);
   uint8_t version = 0;
   std::string_view raw;
-  return r.Byte(&version) && version == 1 && r.Varint(&v->size) && r.Signed(&v->mtime_ns) &&
-         r.Signed(&v->ctime_ns) && r.Raw(32, &raw) && store::Digest::FromRaw(raw, &v->digest) && r.done();
+  return r.Byte(&version) && version == 1 && r.Varint(&v->size) && r.Signed(&v->mtime_ns) && r.Signed(&v->ctime_ns) &&
+         r.Raw(32, &raw) && store::Digest::FromRaw(raw, &v->digest) && r.done();
 }
 
 }  // namespace silo::index

@@ -14,13 +14,20 @@ constexpr uint64_t kMaxXattrValue = 64 << 10;
 
 char TypeChar(EntryType type) {
   switch (type) {
-    case EntryType::kFile: return 'f';
-    case EntryType::kDir: return 'd';
-    case EntryType::kSymlink: return 'l';
-    case EntryType::kFifo: return 'p';
-    case EntryType::kCharDevice: return 'c';
-    case EntryType::kBlockDevice: return 'b';
-    case EntryType::kSocket: return 's';
+    case EntryType::kFile:
+      return 'f';
+    case EntryType::kDir:
+      return 'd';
+    case EntryType::kSymlink:
+      return 'l';
+    case EntryType::kFifo:
+      return 'p';
+    case EntryType::kCharDevice:
+      return 'c';
+    case EntryType::kBlockDevice:
+      return 'b';
+    case EntryType::kSocket:
+      return 's';
   }
   return '?';
 }
@@ -59,12 +66,19 @@ std::string EncodeTree(Tree tree) {
         codec::PutVarint(&out, e.size);
         out.append(e.digest.raw());
         break;
-      case EntryType::kDir: out.append(e.digest.raw()); break;
-      case EntryType::kSymlink: codec::PutBytes(&out, e.target); break;
+      case EntryType::kDir:
+        out.append(e.digest.raw());
+        break;
+      case EntryType::kSymlink:
+        codec::PutBytes(&out, e.target);
+        break;
       case EntryType::kCharDevice:
-      case EntryType::kBlockDevice: codec::PutVarint(&out, e.rdev); break;
+      case EntryType::kBlockDevice:
+        codec::PutVarint(&out, e.rdev);
+        break;
       case EntryType::kFifo:
-      case EntryType::kSocket: break;
+      case EntryType::kSocket:
+        break;
     }
     codec::PutVarint(&out, e.xattrs.size());
     for (const auto& [k, v] : e.xattrs) {
@@ -95,7 +109,8 @@ Result<Tree> DecodeTree(std::string_view data) {
     if (!tree.entries.empty() && !(tree.entries.back().name < e.name)) {
       return Status::Corruption("tree: entry \"" + e.name + "\" out of order or duplicated");
     }
-    if (mode > 07777 || uid > UINT32_MAX || gid > UINT32_MAX) return Status::Corruption("tree: bad mode or owner of " + e.name);
+    if (mode > 07777 || uid > UINT32_MAX || gid > UINT32_MAX)
+      return Status::Corruption("tree: bad mode or owner of " + e.name);
     e.mode = static_cast<uint32_t>(mode);
     e.uid = static_cast<uint32_t>(uid);
     e.gid = static_cast<uint32_t>(gid);
@@ -106,13 +121,21 @@ Result<Tree> DecodeTree(std::string_view data) {
       case EntryType::kFile:
         ok = r.Varint(&e.size) && r.Raw(32, &raw) && store::Digest::FromRaw(raw, &e.digest);
         break;
-      case EntryType::kDir: ok = r.Raw(32, &raw) && store::Digest::FromRaw(raw, &e.digest); break;
-      case EntryType::kSymlink: ok = r.Bytes(&e.target, 65536) && !e.target.empty(); break;
+      case EntryType::kDir:
+        ok = r.Raw(32, &raw) && store::Digest::FromRaw(raw, &e.digest);
+        break;
+      case EntryType::kSymlink:
+        ok = r.Bytes(&e.target, 65536) && !e.target.empty();
+        break;
       case EntryType::kCharDevice:
-      case EntryType::kBlockDevice: ok = r.Varint(&e.rdev); break;
+      case EntryType::kBlockDevice:
+        ok = r.Varint(&e.rdev);
+        break;
       case EntryType::kFifo:
-      case EntryType::kSocket: break;
-      default: return Status::Corruption("tree: entry \"" + e.name + "\" has unknown type " + std::to_string(type));
+      case EntryType::kSocket:
+        break;
+      default:
+        return Status::Corruption("tree: entry \"" + e.name + "\" has unknown type " + std::to_string(type));
     }
     uint64_t nx = 0;
     ok = ok && r.Varint(&nx) && nx <= 4096;

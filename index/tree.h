@@ -34,16 +34,16 @@ enum class EntryType : uint8_t {
 char TypeChar(EntryType type);
 
 struct TreeEntry {
-  std::string name;          // bytes; see ValidateEntryName
+  std::string name;  // bytes; see ValidateEntryName
   EntryType type = EntryType::kFile;
-  uint32_t mode = 0;         // permission bits and setuid/setgid/sticky (st_mode & 07777)
+  uint32_t mode = 0;  // permission bits and setuid/setgid/sticky (st_mode & 07777)
   uint32_t uid = 0;
   uint32_t gid = 0;
-  int64_t mtime_ns = 0;      // nanoseconds since the epoch
-  uint64_t size = 0;         // file size (0 for others)
-  store::Digest digest;      // file content or subtree (sha256); unused for other types
-  std::string target;        // symlink target bytes
-  uint64_t rdev = 0;         // device number of character/block devices
+  int64_t mtime_ns = 0;  // nanoseconds since the epoch
+  uint64_t size = 0;     // file size (0 for others)
+  store::Digest digest;  // file content or subtree (sha256); unused for other types
+  std::string target;    // symlink target bytes
+  uint64_t rdev = 0;     // device number of character/block devices
   // Extended attributes, sorted by name (bytes).
   std::vector<std::pair<std::string, std::string>> xattrs;
   // Files sharing an inode within one snapshot share a non-zero group (numbered in the

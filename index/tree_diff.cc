@@ -3,16 +3,22 @@
 namespace silo::index {
 namespace {
 
-std::string Join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+std::string Join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
 
 bool SameContent(const TreeEntry& x, const TreeEntry& y) {
   if (x.type != y.type) return false;
   switch (x.type) {
-    case EntryType::kFile: return x.digest == y.digest && x.size == y.size;
-    case EntryType::kSymlink: return x.target == y.target;
+    case EntryType::kFile:
+      return x.digest == y.digest && x.size == y.size;
+    case EntryType::kSymlink:
+      return x.target == y.target;
     case EntryType::kCharDevice:
-    case EntryType::kBlockDevice: return x.rdev == y.rdev;
-    default: return true;
+    case EntryType::kBlockDevice:
+      return x.rdev == y.rdev;
+    default:
+      return true;
   }
 }
 
@@ -67,10 +73,14 @@ Status DiffDir(store::Store& store, const store::Digest& a, const store::Digest&
 
 char ChangeChar(ChangeKind kind) {
   switch (kind) {
-    case ChangeKind::kAdded: return '+';
-    case ChangeKind::kRemoved: return '-';
-    case ChangeKind::kChanged: return 'M';
-    case ChangeKind::kMetadata: return 'm';
+    case ChangeKind::kAdded:
+      return '+';
+    case ChangeKind::kRemoved:
+      return '-';
+    case ChangeKind::kChanged:
+      return 'M';
+    case ChangeKind::kMetadata:
+      return 'm';
   }
   return '?';
 }

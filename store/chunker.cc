@@ -24,7 +24,9 @@ constexpr std::array<uint64_t, 256> kGear = MakeGear();
 
 // A mask of the `bits` most significant bits: the gear hash mixes the last 64 bytes into
 // its high bits, so they make the best cut condition.
-uint64_t TopBits(int bits) { return bits <= 0 ? 0 : ~0ULL << (64 - bits); }
+uint64_t TopBits(int bits) {
+  return bits <= 0 ? 0 : ~0ULL << (64 - bits);
+}
 
 }  // namespace
 
@@ -37,8 +39,7 @@ std::string ChunkParams::Encode() const {
 Result<ChunkParams> ChunkParams::Decode(std::string_view text) {
   ChunkParams p;
   std::string s(text);
-  if (std::sscanf(s.c_str(), "fastcdc-v1 min=%u avg=%u max=%u", &p.min_size, &p.avg_size,
-                  &p.max_size) != 3) {
+  if (std::sscanf(s.c_str(), "fastcdc-v1 min=%u avg=%u max=%u", &p.min_size, &p.avg_size, &p.max_size) != 3) {
     return Status::Unsupported("chunking parameters '" + s + "' not understood by this silo");
   }
   SILO_TRY(p.Validate());

@@ -50,6 +50,8 @@ std::string Digest::ToString() const {
   return (algo_ == Algo::kSha256 ? "sha256:" : "sha1:") + hex();
 }
 
-std::string Digest::Short() const { return ToString().substr(0, algo_ == Algo::kSha256 ? 19 : 17); }
+std::string Digest::Short() const {
+  return ToString().substr(0, algo_ == Algo::kSha256 ? 19 : 17);
+}
 
 }  // namespace silo::store

@@ -38,9 +38,7 @@ class Digest {
   // "sha256:0123456789ab" for messages.
   std::string Short() const;
 
-  friend bool operator==(const Digest& a, const Digest& b) {
-    return a.algo_ == b.algo_ && a.bytes_ == b.bytes_;
-  }
+  friend bool operator==(const Digest& a, const Digest& b) { return a.algo_ == b.algo_ && a.bytes_ == b.bytes_; }
   friend auto operator<=>(const Digest& a, const Digest& b) {
     if (auto c = a.algo_ <=> b.algo_; c != 0) return c;
     return a.bytes_ <=> b.bytes_;

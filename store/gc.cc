@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <utility>
 #include <unordered_set>
+#include <utility>
 
 #include "store/rocks.h"
 #include "store/store_impl.h"
@@ -66,7 +66,8 @@ Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
   GcReport report;
   report.disk_bytes_before = DiskUsage();
   const int64_t start_us = NowMicros();
-  const int64_t grace_cutoff_us = start_us - std::chrono::duration_cast<std::chrono::microseconds>(options.grace).count();
+  const int64_t grace_cutoff_us =
+      start_us - std::chrono::duration_cast<std::chrono::microseconds>(options.grace).count();
 
   barrier_.Begin();
   struct EndGuard {

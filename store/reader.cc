@@ -40,7 +40,8 @@ class ReaderImpl final : public ObjectReader {
           Status s = store_->ReadChunk(rec_.chunks[idx].id, &chunk_);
           if (!s.ok()) return std::move(s).WithContext(info_.digest.ToString());
           if (chunk_.size() != rec_.chunks[idx].length) {
-            return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) + " has the wrong length");
+            return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) +
+                                     " has the wrong length");
           }
           loaded_ = idx;
         }

@@ -67,8 +67,7 @@ struct ZstdDCtxDeleter {
 }  // namespace
 
 int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -162,8 +161,8 @@ EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level) {
     size_t n = ZSTD_compressCCtx(cctx.get(), probe.data(), probe.size(), raw.data(), sample, zstd_level);
     if (!ZSTD_isError(n) && n < sample - sample / 8) {
       out.compressed.resize(ZSTD_compressBound(raw.size()));
-      size_t c = ZSTD_compressCCtx(cctx.get(), out.compressed.data(), out.compressed.size(), raw.data(),
-                                   raw.size(), zstd_level);
+      size_t c = ZSTD_compressCCtx(cctx.get(), out.compressed.data(), out.compressed.size(), raw.data(), raw.size(),
+                                   zstd_level);
       if (!ZSTD_isError(c) && c < raw.size() - raw.size() / 8) {
         out.compressed.resize(c);
         out.is_compressed = true;

@@ -62,9 +62,7 @@ struct EncodedChunk {
   std::string header;
   std::string compressed;
   bool is_compressed = false;
-  size_t stored_size(size_t raw_size) const {
-    return header.size() + (is_compressed ? compressed.size() : raw_size);
-  }
+  size_t stored_size(size_t raw_size) const { return header.size() + (is_compressed ? compressed.size() : raw_size); }
 };
 
 // Encodes a chunk, compressing with zstd when that saves at least 1/8.

@@ -14,8 +14,7 @@ Result<std::optional<Digest>> StoreImpl::GetRef(const std::string& name) {
   return std::optional<Digest>(d);
 }
 
-Status StoreImpl::SetRef(const std::string& name, const Digest& target,
-                         std::optional<std::optional<Digest>> expected) {
+Status StoreImpl::SetRef(const std::string& name, const Digest& target, std::optional<std::optional<Digest>> expected) {
   SILO_TRY(RequireWritable("ref set"));
   SILO_TRY(ValidateRefName(name));
   auto ctx = "ref " + name;

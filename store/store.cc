@@ -1,8 +1,8 @@
 // Opening a store, its format record, and object lookups.
+#include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,8 +139,9 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   if (!rs.ok()) {
     std::string msg = rs.ToString();
     if (msg.find("LOCK") != std::string::npos || msg.find("lock") != std::string::npos) {
-      return Status::Conflict(ctx + ": in use by another silo process (only one may write at a time; "
-                                    "read-only commands still work)");
+      return Status::Conflict(ctx +
+                              ": in use by another silo process (only one may write at a time; "
+                              "read-only commands still work)");
     }
     if (rs.IsInvalidArgument() && msg.find("Column famil") != std::string::npos) {
       return Status::InvalidArgument(ctx + ": not a silo store (a RocksDB database of another program)");
@@ -232,14 +233,12 @@ Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
 
 Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size) {
   EncodedChunk enc = EncodeChunk(raw, zstd_level_);
-  ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()),
-                 static_cast<uint32_t>(enc.stored_size(raw.size()))};
+  ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))};
   *stored_size = meta.stored_length;
   rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());
-  rocksdb::Slice parts[2] = {
-      rocksdb::Slice(enc.header),
-      enc.is_compressed ? rocksdb::Slice(enc.compressed)
-                        : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
+  rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
+                             enc.is_compressed ? rocksdb::Slice(enc.compressed)
+                                               : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
   std::string meta_value = meta.Encode();
   rocksdb::WriteBatch batch;
   SILO_TRY(FromRocks(batch.Put(chunks(), rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk"));
@@ -373,9 +372,7 @@ double StoreStats::dedup_ratio() const {
 }
 
 Status ValidateRefName(std::string_view name) {
-  auto bad = [&](const char* why) {
-    return Status::InvalidArgument("ref name '" + std::string(name) + "': " + why);
-  };
+  auto bad = [&](const char* why) { return Status::InvalidArgument("ref name '" + std::string(name) + "': " + why); };
   if (name.empty()) return bad("empty");
   if (name.size() > 4096) return bad("longer than 4096 bytes");
   if (name.find('/') == std::string_view::npos) return bad("expected namespace/name, e.g. image/..., snapshot/...");

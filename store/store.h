@@ -12,10 +12,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <string_view>
-#include <utility>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/chunker.h"
@@ -40,8 +40,8 @@ struct OpenOptions {
 struct PutOptions {
   std::optional<Digest> expected_digest;  // a SHA-256 or SHA-1 digest the content must have
   std::optional<uint64_t> expected_size;
-  bool sha1_alias = false;     // also compute SHA-1 and record a sha1: alias
-  std::vector<Digest> links;   // SHA-256 objects this object references (kept alive by gc)
+  bool sha1_alias = false;    // also compute SHA-1 and record a sha1: alias
+  std::vector<Digest> links;  // SHA-256 objects this object references (kept alive by gc)
   // Point this ref at the object in the same atomic commit (no window in which a
   // collection could see the object unreferenced).
   std::string ref;
@@ -140,14 +140,14 @@ struct StoreStats {
   uint64_t objects = 0;
   uint64_t inline_objects = 0;
   uint64_t inline_bytes = 0;
-  uint64_t logical_bytes = 0;   // sum of object sizes
+  uint64_t logical_bytes = 0;  // sum of object sizes
   uint64_t chunks = 0;
-  uint64_t chunk_bytes = 0;     // unique chunk bytes before compression
-  uint64_t stored_bytes = 0;    // chunk bytes after compression, plus inline bytes
+  uint64_t chunk_bytes = 0;   // unique chunk bytes before compression
+  uint64_t stored_bytes = 0;  // chunk bytes after compression, plus inline bytes
   uint64_t aliases = 0;
   uint64_t refs = 0;
-  uint64_t disk_bytes = 0;      // files in the store directory
-  double dedup_ratio() const;   // logical / (chunk bytes + inline bytes)
+  uint64_t disk_bytes = 0;     // files in the store directory
+  double dedup_ratio() const;  // logical / (chunk bytes + inline bytes)
 };
 
 class Store {

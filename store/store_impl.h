@@ -36,8 +36,7 @@ class StoreImpl final : public Store {
   Result<Digest> Resolve(const Digest& digest) override;
 
   Result<std::optional<Digest>> GetRef(const std::string& name) override;
-  Status SetRef(const std::string& name, const Digest& target,
-                std::optional<std::optional<Digest>> expected) override;
+  Status SetRef(const std::string& name, const Digest& target, std::optional<std::optional<Digest>> expected) override;
   Status DeleteRef(const std::string& name, std::optional<Digest> expected) override;
   Result<std::vector<RefEntry>> ListRefs(const std::string& prefix) override;
 
@@ -118,7 +117,7 @@ class StoreImpl final : public Store {
   std::condition_variable budget_cv_;
   size_t budget_used_ = 0;
   static constexpr size_t kChunkBudget = 48 << 20;
-  uint64_t flushed_upto_ = 0;     // guarded by flush_mu_
+  uint64_t flushed_upto_ = 0;  // guarded by flush_mu_
 };
 
 }  // namespace silo::store

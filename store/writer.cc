@@ -82,8 +82,7 @@ class WriterImpl final : public ObjectWriter {
     if (Interrupted()) return Status::Interrupted("put interrupted");
     SILO_TRY(FirstError());
     if (options_.expected_size && total_ + data.size() > *options_.expected_size) {
-      return Status::Integrity("content is larger than the expected size " +
-                               std::to_string(*options_.expected_size));
+      return Status::Integrity("content is larger than the expected size " + std::to_string(*options_.expected_size));
     }
     total_ += data.size();
     // Hash and chunk block by block, so each block is still in cache for the second pass.
@@ -185,13 +184,14 @@ class WriterImpl final : public ObjectWriter {
       bool need_alias = rec.has_sha1;
       if (info.existed && rec.has_sha1) {
         std::string alias;
-        need_alias = !store_->db()->Get(rocksdb::ReadOptions(), store_->aliases(),
-                                        Digest::Sha1(rec.sha1).raw(), &alias).ok();
+        need_alias =
+            !store_->db()->Get(rocksdb::ReadOptions(), store_->aliases(), Digest::Sha1(rec.sha1).raw(), &alias).ok();
       }
       if (!info.existed || need_alias || !options_.ref.empty() || !options_.resume_key.empty()) {
         rocksdb::WriteBatch batch;
         if (!options_.ref.empty()) batch.Put(store_->refs(), options_.ref, EncodeRefTarget(digest));
-        if (!options_.resume_key.empty()) batch.Delete(store_->index(), StoreImpl::IndexKey(kPartialSpace, options_.resume_key));
+        if (!options_.resume_key.empty())
+          batch.Delete(store_->index(), StoreImpl::IndexKey(kPartialSpace, options_.resume_key));
         if (!info.existed) {
           if (rec.inlined) info.new_stored_bytes += rec.inline_data.size();
           rec.created_us = NowMicros();

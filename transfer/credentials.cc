@@ -75,7 +75,8 @@ Result<CredentialStore> CredentialStore::Load(const std::string& path) {
       if (!auth.empty()) {
         auto decoded = Base64Decode(auth);
         if (!decoded.ok()) {
-          return Status::InvalidArgument("auth file " + file + ": auths[\"" + std::string(key) + "\"].auth is not base64");
+          return Status::InvalidArgument("auth file " + file + ": auths[\"" + std::string(key) +
+                                         "\"].auth is not base64");
         }
         auto colon = decoded->find(':');
         if (colon == std::string::npos) {

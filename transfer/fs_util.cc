@@ -84,13 +84,26 @@ int64_t CtimeNs(const struct stat& st) {
 bool EntryFromStat(const struct stat& st, index::TreeEntry* e) {
   using index::EntryType;
   switch (st.st_mode & S_IFMT) {
-    case S_IFREG: e->type = EntryType::kFile; break;
-    case S_IFDIR: e->type = EntryType::kDir; break;
-    case S_IFLNK: e->type = EntryType::kSymlink; break;
-    case S_IFIFO: e->type = EntryType::kFifo; break;
-    case S_IFCHR: e->type = EntryType::kCharDevice; break;
-    case S_IFBLK: e->type = EntryType::kBlockDevice; break;
-    default: return false;
+    case S_IFREG:
+      e->type = EntryType::kFile;
+      break;
+    case S_IFDIR:
+      e->type = EntryType::kDir;
+      break;
+    case S_IFLNK:
+      e->type = EntryType::kSymlink;
+      break;
+    case S_IFIFO:
+      e->type = EntryType::kFifo;
+      break;
+    case S_IFCHR:
+      e->type = EntryType::kCharDevice;
+      break;
+    case S_IFBLK:
+      e->type = EntryType::kBlockDevice;
+      break;
+    default:
+      return false;
   }
   e->mode = st.st_mode & 07777;
   e->uid = st.st_uid;

@@ -54,7 +54,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     std::string name = Lower(std::string(line.substr(0, colon)));
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+      value.remove_suffix(1);
     t->resp->headers[name] = std::string(value);
   }
   return size * n;
@@ -82,7 +83,9 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
-int OnProgress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return Interrupted() ? 1 : 0; }
+int OnProgress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return Interrupted() ? 1 : 0;
+}
 
 }  // namespace
 
@@ -199,8 +202,8 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& req) {
 
 std::string Base64Encode(std::string_view in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -212,8 +215,8 @@ Result<std::string> Base64Decode(std::string_view in) {
   }
   if (clean.size() % 4 != 0) return Status::InvalidArgument("base64: length is not a multiple of 4");
   std::string out(clean.size() / 4 * 3 + 1, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(clean.data()),
-                          static_cast<int>(clean.size()));
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
   if (n < 0) return Status::InvalidArgument("base64: not valid");
   size_t pad = 0;
   if (!clean.empty() && clean.back() == '=') ++pad;

@@ -30,7 +30,7 @@ struct HttpOptions {
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
-  std::vector<std::string> headers;  // "Name: value"
+  std::vector<std::string> headers;     // "Name: value"
   std::optional<uint64_t> range_start;  // sends "Range: bytes=N-"
   std::string body;                     // request body (PUT/POST)
   bool follow_redirects = true;

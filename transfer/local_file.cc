@@ -18,7 +18,7 @@ constexpr size_t kBufferSize = 4 << 20;
 constexpr uint64_t kWindow = 16 << 20;
 // Smaller files are read: mapping costs more than copying them.
 constexpr off_t kMapAtLeast = 1 << 20;
-}
+}  // namespace
 
 Result<store::ObjectInfo> PutFile(store::Store& store, const std::string& path, const store::PutOptions& options,
                                   Progress* progress) {

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -53,7 +53,9 @@ Status Check(archive* a, int rc, const std::string& what) {
   return Status::IO(what + ": " + ArchiveError(a));
 }
 
-std::string JoinRel(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+std::string JoinRel(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
 
 std::string HostName() {
   char buf[256] = {};
@@ -63,13 +65,20 @@ std::string HostName() {
 
 mode_t ArchiveType(EntryType t) {
   switch (t) {
-    case EntryType::kFile: return AE_IFREG;
-    case EntryType::kDir: return AE_IFDIR;
-    case EntryType::kSymlink: return AE_IFLNK;
-    case EntryType::kFifo: return AE_IFIFO;
-    case EntryType::kCharDevice: return AE_IFCHR;
-    case EntryType::kBlockDevice: return AE_IFBLK;
-    case EntryType::kSocket: return AE_IFSOCK;
+    case EntryType::kFile:
+      return AE_IFREG;
+    case EntryType::kDir:
+      return AE_IFDIR;
+    case EntryType::kSymlink:
+      return AE_IFLNK;
+    case EntryType::kFifo:
+      return AE_IFIFO;
+    case EntryType::kCharDevice:
+      return AE_IFCHR;
+    case EntryType::kBlockDevice:
+      return AE_IFBLK;
+    case EntryType::kSocket:
+      return AE_IFSOCK;
   }
   return AE_IFREG;
 }
@@ -108,7 +117,9 @@ class PackageWriter {
         archive_write_set_filter_option(a, "zstd", "threads", std::to_string(threads).c_str());
         break;
       }
-      default: SILO_TRY(Check(a, archive_write_add_filter_none(a), "filter")); break;
+      default:
+        SILO_TRY(Check(a, archive_write_add_filter_none(a), "filter"));
+        break;
     }
     // Compressed output needs no padding to tar's 10 KiB records.
     if (opts_.format != PackageFormat::kTar) archive_write_set_bytes_in_last_block(a, 1);
@@ -162,7 +173,9 @@ class PackageWriter {
     }
     bool content = false;
     switch (e.type) {
-      case EntryType::kDir: stats_.dirs++; break;
+      case EntryType::kDir:
+        stats_.dirs++;
+        break;
       case EntryType::kSymlink:
         archive_entry_copy_symlink(ae, e.target.c_str());
         stats_.symlinks++;
@@ -189,7 +202,9 @@ class PackageWriter {
         stats_.specials++;
         break;
       case EntryType::kFifo:
-      case EntryType::kSocket: stats_.specials++; break;
+      case EntryType::kSocket:
+        stats_.specials++;
+        break;
     }
     SILO_TRY(Check(a_.get(), archive_write_header(a_.get(), ae), "write " + path));
     if (content) SILO_TRY(WriteContent(e, path));
@@ -244,8 +259,8 @@ std::string TempNameFor(const std::string& out_path) {
 
 struct Node {
   TreeEntry entry;
-  bool explicit_entry = false;  // named by an archive entry (not only implied by a path)
-  uint64_t inode = 0;           // files: names sharing content through a hardlink share it
+  bool explicit_entry = false;                            // named by an archive entry (not only implied by a path)
+  uint64_t inode = 0;                                     // files: names sharing content through a hardlink share it
   std::map<std::string, std::unique_ptr<Node>> children;  // directories
 };
 
@@ -289,7 +304,8 @@ class PackageReader {
       archive_entry* ae = nullptr;
       int rc = archive_read_next_header(a, &ae);
       if (rc == ARCHIVE_EOF) break;
-      if (rc < ARCHIVE_WARN) return Status::Corruption("read entry " + std::to_string(count_ + 1) + ": " + ArchiveError(a));
+      if (rc < ARCHIVE_WARN)
+        return Status::Corruption("read entry " + std::to_string(count_ + 1) + ": " + ArchiveError(a));
       ++count_;
       SILO_TRY(AddEntry(ae));
     }
@@ -353,13 +369,26 @@ class PackageReader {
       type = AE_IFREG;
     }
     switch (type) {
-      case AE_IFREG: e.type = EntryType::kFile; break;
-      case AE_IFDIR: e.type = EntryType::kDir; break;
-      case AE_IFLNK: e.type = EntryType::kSymlink; break;
-      case AE_IFIFO: e.type = EntryType::kFifo; break;
-      case AE_IFCHR: e.type = EntryType::kCharDevice; break;
-      case AE_IFBLK: e.type = EntryType::kBlockDevice; break;
-      default: return Status::Corruption(path + ": unsupported entry type " + std::to_string(type));
+      case AE_IFREG:
+        e.type = EntryType::kFile;
+        break;
+      case AE_IFDIR:
+        e.type = EntryType::kDir;
+        break;
+      case AE_IFLNK:
+        e.type = EntryType::kSymlink;
+        break;
+      case AE_IFIFO:
+        e.type = EntryType::kFifo;
+        break;
+      case AE_IFCHR:
+        e.type = EntryType::kCharDevice;
+        break;
+      case AE_IFBLK:
+        e.type = EntryType::kBlockDevice;
+        break;
+      default:
+        return Status::Corruption(path + ": unsupported entry type " + std::to_string(type));
     }
     e.mode = archive_entry_perm(ae) & 07777;
     la_int64_t uid = archive_entry_uid(ae), gid = archive_entry_gid(ae);
@@ -384,12 +413,14 @@ class PackageReader {
     e.xattrs.erase(std::unique(e.xattrs.begin(), e.xattrs.end()), e.xattrs.end());
     for (size_t i = 1; i < e.xattrs.size(); ++i) {
       if (e.xattrs[i].first == e.xattrs[i - 1].first) {
-        return Status::Corruption(path + ": extended attribute " + e.xattrs[i].first + " given twice with different values");
+        return Status::Corruption(path + ": extended attribute " + e.xattrs[i].first +
+                                  " given twice with different values");
       }
     }
 
     if (comps.empty()) {  // "." or "./": the root directory itself, whose metadata a tree does not keep
-      if (e.type != EntryType::kDir) return Status::Corruption("entry \"" + path + "\" names the root but is not a directory");
+      if (e.type != EntryType::kDir)
+        return Status::Corruption("entry \"" + path + "\" names the root but is not a directory");
       return Status::Ok();
     }
     SILO_ASSIGN_OR_RETURN(Node * parent, Lookup(comps, comps.size() - 1, path));
@@ -555,10 +586,14 @@ Result<PackageFormat> PackageFormatOfPath(std::string_view path) {
 
 std::string_view PackageExtension(PackageFormat format) {
   switch (format) {
-    case PackageFormat::kZip: return "zip";
-    case PackageFormat::kTar: return "tar";
-    case PackageFormat::kTarGz: return "tar.gz";
-    case PackageFormat::kTarZst: return "tar.zst";
+    case PackageFormat::kZip:
+      return "zip";
+    case PackageFormat::kTar:
+      return "tar";
+    case PackageFormat::kTarGz:
+      return "tar.gz";
+    case PackageFormat::kTarZst:
+      return "tar.zst";
   }
   return "zip";
 }
@@ -601,9 +636,8 @@ Result<ImportResult> ImportPackage(store::Store& store, const ImportRequest& req
   std::free(real);
   index::SnapshotRecord record;
   record.name = req.name;
-  record.time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  record.time_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   record.host = HostName();
   auto parent = index::ResolveSnapshot(store, {req.name, "", "", false});
   if (parent.ok()) {

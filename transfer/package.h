@@ -58,9 +58,9 @@ struct PackageStats {
   uint64_t files = 0;
   uint64_t dirs = 0;
   uint64_t symlinks = 0;
-  uint64_t hardlinks = 0;   // written as links (tar) rather than copies
-  uint64_t specials = 0;    // fifos and devices written
-  uint64_t skipped = 0;     // entries the format cannot hold (warned)
+  uint64_t hardlinks = 0;  // written as links (tar) rather than copies
+  uint64_t specials = 0;   // fifos and devices written
+  uint64_t skipped = 0;    // entries the format cannot hold (warned)
   uint64_t content_bytes = 0;
   uint64_t package_bytes = 0;  // size of the written file
 };
@@ -74,19 +74,19 @@ Result<PackageStats> WritePackage(store::Store& store, const index::TreeEntry& r
                                   const PackageOptions& options);
 
 struct ImportRequest {
-  std::string name;  // the snapshot name to commit under (snapshot/NAME/ID)
-  std::string path;  // the package file
+  std::string name;              // the snapshot name to commit under (snapshot/NAME/ID)
+  std::string path;              // the package file
   Progress* progress = nullptr;  // counts content bytes read
   std::function<void(const std::string&)> on_warning;
 };
 
 struct ImportStats {
-  uint64_t files = 0;      // file entries (hardlinks included)
+  uint64_t files = 0;  // file entries (hardlinks included)
   uint64_t dirs = 0;
   uint64_t symlinks = 0;
   uint64_t hardlinks = 0;
   uint64_t specials = 0;
-  uint64_t replaced = 0;   // entries a later entry of the same path replaced (warned)
+  uint64_t replaced = 0;  // entries a later entry of the same path replaced (warned)
   uint64_t bytes_read = 0;
   uint64_t bytes_added = 0;  // new stored bytes (after dedup and compression)
 };

@@ -14,7 +14,9 @@
 namespace silo::transfer {
 namespace {
 
-Result<store::Digest> ParseDigest(const std::string& d) { return store::Digest::Parse(d); }
+Result<store::Digest> ParseDigest(const std::string& d) {
+  return store::Digest::Parse(d);
+}
 
 bool IsAttestationOrUnknown(const index::Descriptor& d) {
   return d.platform && (d.platform->os == "unknown" || d.platform->architecture == "unknown");
@@ -48,8 +50,8 @@ struct Puller::Impl {
     auto& c = clients[registry];
     if (!c) {
       RegistryOptions o = options.registry;
-      o.plain_http = std::find(options.plain_http_registries.begin(), options.plain_http_registries.end(),
-                               registry) != options.plain_http_registries.end() ||
+      o.plain_http = std::find(options.plain_http_registries.begin(), options.plain_http_registries.end(), registry) !=
+                         options.plain_http_registries.end() ||
                      options.registry.plain_http;
       c = std::make_unique<RegistryClient>(registry, o);
     }

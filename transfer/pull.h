@@ -18,12 +18,12 @@
 namespace silo::transfer {
 
 struct PullOptions {
-  std::vector<index::Platform> platforms;  // empty: every platform of an index
-  bool fail_without_platform = false;       // an image with none of them fails (else warns)
-  int jobs = 4;                             // images at a time
-  int blob_jobs = 4;                        // blobs at a time per image
-  bool dry_run = false;                     // resolve manifests, fetch no blob, store nothing
-  RegistryOptions registry;                 // TLS, credentials, retries for every registry
+  std::vector<index::Platform> platforms;          // empty: every platform of an index
+  bool fail_without_platform = false;              // an image with none of them fails (else warns)
+  int jobs = 4;                                    // images at a time
+  int blob_jobs = 4;                               // blobs at a time per image
+  bool dry_run = false;                            // resolve manifests, fetch no blob, store nothing
+  RegistryOptions registry;                        // TLS, credentials, retries for every registry
   std::vector<std::string> plain_http_registries;  // registries spoken to over http://
 };
 
@@ -38,7 +38,7 @@ struct PullItem {
   std::string input;           // as given (goes to the failed list)
   index::Reference reference;  // parsed
   Status status;
-  std::string digest;          // of the top-level manifest or index
+  std::string digest;                  // of the top-level manifest or index
   std::vector<std::string> platforms;  // pulled platforms ("linux/amd64"), empty for single images without one
   std::vector<std::string> warnings;
   // --dry-run: blobs that would be fetched ("sha256:… size").

@@ -15,7 +15,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool Retryable(long status) { return status == 408 || status == 429 || status >= 500; }
+bool Retryable(long status) {
+  return status == 408 || status == 429 || status >= 500;
+}
 
 // Parses `Bearer realm="…",service="…",scope="…"` into its scheme and parameters.
 std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(std::string_view h) {
@@ -116,7 +118,9 @@ struct RegistryClient::Auth {
 };
 
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options)
-    : registry_(std::move(registry)), options_(std::move(options)), http_(options_.http),
+    : registry_(std::move(registry)),
+      options_(std::move(options)),
+      http_(options_.http),
       auth_(std::make_unique<Auth>()) {
   host_ = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
 }
@@ -177,8 +181,8 @@ Result<std::string> RegistryClient::AuthHeader(const std::string& scope) {
     req.method = "POST";
     req.url = realm;
     req.headers.push_back("Content-Type: application/x-www-form-urlencoded");
-    req.body = "grant_type=refresh_token&client_id=silo&service=" + UrlEncode(service) +
-               "&scope=" + UrlEncode(scope) + "&refresh_token=" + UrlEncode(c->identity_token);
+    req.body = "grant_type=refresh_token&client_id=silo&service=" + UrlEncode(service) + "&scope=" + UrlEncode(scope) +
+               "&refresh_token=" + UrlEncode(c->identity_token);
   } else {
     req.url = realm + query;
     if (c) req.headers.push_back("Authorization: Basic " + Base64Encode(c->username + ":" + c->password));
@@ -294,13 +298,13 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
   return m;
 }
 
-Status RegistryClient::FetchBlob(const std::string& repo, const std::string& digest, uint64_t size,
-                                 uint64_t offset, const std::function<Status(ByteSpan)>& sink) {
+Status RegistryClient::FetchBlob(const std::string& repo, const std::string& digest, uint64_t size, uint64_t offset,
+                                 const std::function<Status(ByteSpan)>& sink) {
   std::string ctx = registry_ + "/" + repo + "@" + digest;
   if (offset >= size) return Status::Ok();  // a checkpoint already holds every byte
-  uint64_t delivered = offset;  // bytes the sink has, across attempts
-  uint64_t requested = 0;       // Range start of the current attempt
-  uint64_t stream_pos = 0;      // position in the blob of the next byte received
+  uint64_t delivered = offset;              // bytes the sink has, across attempts
+  uint64_t requested = 0;                   // Range start of the current attempt
+  uint64_t stream_pos = 0;                  // position in the blob of the next byte received
   bool first = true;
   HttpRequest req;
   req.url = Url("/v2/" + repo + "/blobs/" + digest);
@@ -341,8 +345,8 @@ Status RegistryClient::FetchBlob(const std::string& repo, const std::string& dig
     if (delivered >= size) return Status::Ok();
     ++retries_;
     if (round >= options_.retries) {
-      return Status::Network(ctx + ": the registry sent " + std::to_string(delivered) + " of " +
-                             std::to_string(size) + " bytes, " + std::to_string(round + 1) + " times");
+      return Status::Network(ctx + ": the registry sent " + std::to_string(delivered) + " of " + std::to_string(size) +
+                             " bytes, " + std::to_string(round + 1) + " times");
     }
   }
 }

@@ -19,9 +19,9 @@
 namespace silo::transfer {
 
 struct RegistryOptions {
-  HttpOptions http;          // TLS verification and CA file
-  bool plain_http = false;   // http:// instead of https:// (only when asked)
-  int retries = 5;           // further attempts after the first
+  HttpOptions http;                        // TLS verification and CA file
+  bool plain_http = false;                 // http:// instead of https:// (only when asked)
+  int retries = 5;                         // further attempts after the first
   std::chrono::milliseconds backoff{250};  // first retry delay; doubles, with jitter
   std::chrono::seconds max_backoff{30};
   std::shared_ptr<const CredentialStore> credentials;  // may be null (anonymous)

@@ -48,8 +48,8 @@ Result<std::optional<std::string>> FindReferences(store::Store& store, const sto
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open(a.get(), &src, nullptr, &ReadLayer, nullptr) != ARCHIVE_OK) {
-    return Status::InvalidArgument("layer " + layer.Short() + ": not a tar archive (" +
-                                   archive_error_string(a.get()) + ")");
+    return Status::InvalidArgument("layer " + layer.Short() + ": not a tar archive (" + archive_error_string(a.get()) +
+                                   ")");
   }
   archive_entry* entry = nullptr;
   for (;;) {

@@ -26,7 +26,9 @@ namespace {
 using index::EntryType;
 using index::TreeEntry;
 
-std::string JoinRel(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+std::string JoinRel(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
 
 std::string TempName() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -90,7 +92,8 @@ class Restorer {
     }
     switch (e.type) {
       case EntryType::kDir: {
-        if (!exists && ::mkdirat(dfd, e.name.c_str(), 0700) != 0) return Error(Status::FromErrno("mkdir " + path, errno));
+        if (!exists && ::mkdirat(dfd, e.name.c_str(), 0700) != 0)
+          return Error(Status::FromErrno("mkdir " + path, errno));
         auto sub = std::make_shared<Fd>(::openat(dfd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub->valid()) return Error(Status::FromErrno("open " + path, errno));
         if (exists && (st.st_mode & 0700) != 0700) ::fchmod(sub->get(), (st.st_mode & 07777) | 0700);
@@ -149,7 +152,8 @@ class Restorer {
           }
         }
         std::string tmp = TempName();
-        if (::symlinkat(e.target.c_str(), dfd, tmp.c_str()) != 0) return Error(Status::FromErrno("symlink " + path, errno));
+        if (::symlinkat(e.target.c_str(), dfd, tmp.c_str()) != 0)
+          return Error(Status::FromErrno("symlink " + path, errno));
         ApplyLinkMeta(dfd, tmp, e, path);
         if (::renameat(dfd, tmp.c_str(), dfd, e.name.c_str()) != 0) {
           int err = errno;
@@ -163,8 +167,8 @@ class Restorer {
           ApplyLinkMeta(dfd, e.name, e, path);
           return Status::Ok();
         }
-        mode_t type = e.type == EntryType::kFifo ? S_IFIFO
-                      : e.type == EntryType::kCharDevice ? S_IFCHR
+        mode_t type = e.type == EntryType::kFifo          ? S_IFIFO
+                      : e.type == EntryType::kCharDevice  ? S_IFCHR
                       : e.type == EntryType::kBlockDevice ? S_IFBLK
                                                           : S_IFSOCK;
         std::string tmp = TempName();
@@ -207,7 +211,8 @@ class Restorer {
         Report((from.ok() ? to.status() : from.status()).WithContext("hardlink " + path));
         continue;
       }
-      struct stat a {}, b {};
+      struct stat a {
+      }, b{};
       if (::fstatat(from->get(), first_name.c_str(), &a, AT_SYMLINK_NOFOLLOW) == 0 &&
           ::fstatat(to->get(), l.entry.name.c_str(), &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
           a.st_dev == b.st_dev) {
@@ -259,13 +264,20 @@ class Restorer {
 
   static bool SameType(const struct stat& st, EntryType t) {
     switch (t) {
-      case EntryType::kFile: return S_ISREG(st.st_mode);
-      case EntryType::kDir: return S_ISDIR(st.st_mode);
-      case EntryType::kSymlink: return S_ISLNK(st.st_mode);
-      case EntryType::kFifo: return S_ISFIFO(st.st_mode);
-      case EntryType::kCharDevice: return S_ISCHR(st.st_mode);
-      case EntryType::kBlockDevice: return S_ISBLK(st.st_mode);
-      case EntryType::kSocket: return S_ISSOCK(st.st_mode);
+      case EntryType::kFile:
+        return S_ISREG(st.st_mode);
+      case EntryType::kDir:
+        return S_ISDIR(st.st_mode);
+      case EntryType::kSymlink:
+        return S_ISLNK(st.st_mode);
+      case EntryType::kFifo:
+        return S_ISFIFO(st.st_mode);
+      case EntryType::kCharDevice:
+        return S_ISCHR(st.st_mode);
+      case EntryType::kBlockDevice:
+        return S_ISBLK(st.st_mode);
+      case EntryType::kSocket:
+        return S_ISSOCK(st.st_mode);
     }
     return false;
   }

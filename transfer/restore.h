@@ -20,8 +20,8 @@
 namespace silo::transfer {
 
 struct RestoreOptions {
-  bool delete_extra = false;  // remove what the snapshot lacks
-  size_t threads = 0;         // parallel file writers; 0: one per hardware thread (at least 2)
+  bool delete_extra = false;     // remove what the snapshot lacks
+  size_t threads = 0;            // parallel file writers; 0: one per hardware thread (at least 2)
   Progress* progress = nullptr;  // counts bytes written
   std::function<void(const std::string&)> on_warning;
 };

@@ -50,7 +50,9 @@ struct HardlinkGroup {
   std::vector<TreeEntry*> members;  // in scan order; the first one is read
 };
 
-std::string JoinRel(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+std::string JoinRel(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
 
 bool SameVersion(const struct stat& a, const struct stat& b) {
   return a.st_size == b.st_size && fs::MtimeNs(a) == fs::MtimeNs(b) && fs::CtimeNs(a) == fs::CtimeNs(b) &&
@@ -61,9 +63,9 @@ class Scanner {
  public:
   Scanner(store::Store& store, const SnapshotRequest& req)
       : store_(store), req_(req), pool_(req.threads ? req.threads : std::max(2u, std::thread::hardware_concurrency())) {
-    scan_start_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    scan_start_ns_ =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     struct stat st {};
     if (::stat(store.path().c_str(), &st) == 0) {
       store_dev_ = st.st_dev;
@@ -171,7 +173,8 @@ class Scanner {
         bool anchored = p.find('/') != std::string::npos;
         std::string pat = !p.empty() && p[0] == '/' ? p.substr(1) : p;
         if (!pat.empty() && pat.back() == '/') pat.pop_back();
-        if (::fnmatch(pat.c_str(), anchored ? sub.c_str() : name.c_str(), anchored ? FNM_PATHNAME : 0) == 0) return true;
+        if (::fnmatch(pat.c_str(), anchored ? sub.c_str() : name.c_str(), anchored ? FNM_PATHNAME : 0) == 0)
+          return true;
       }
     }
     return false;
@@ -183,7 +186,8 @@ class Scanner {
     std::string text;
     char buf[4096];
     ssize_t n;
-    while ((n = ::read(f.get(), buf, sizeof buf)) > 0 && text.size() < (1 << 20)) text.append(buf, static_cast<size_t>(n));
+    while ((n = ::read(f.get(), buf, sizeof buf)) > 0 && text.size() < (1 << 20))
+      text.append(buf, static_cast<size_t>(n));
     IgnoreSet set{rel, {}};
     size_t pos = 0;
     while (pos < text.size()) {
@@ -467,9 +471,8 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
   }
   index::SnapshotRecord record;
   record.name = req.name;
-  record.time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  record.time_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   record.host = HostName();
   auto parent = index::ResolveSnapshot(store, {req.name, "", "", false});
   if (parent.ok()) {

@@ -20,8 +20,8 @@
 namespace silo::transfer {
 
 struct SnapshotSourceSpec {
-  std::string key;            // the entry name when the snapshot holds several sources
-  std::string path;           // directory to snapshot
+  std::string key;             // the entry name when the snapshot holds several sources
+  std::string path;            // directory to snapshot
   bool ignore_hidden = false;  // skip names starting with '.'
   bool leaf_only = false;      // do not keep directories that end up empty
 };
@@ -37,8 +37,8 @@ struct SnapshotRequest {
   // below (one per line, '#' comments).
   std::vector<std::string> excludes;
   bool use_stat_cache = true;
-  size_t threads = 0;  // parallel file readers; 0: one per hardware thread (at least 2)
-  Progress* progress = nullptr;  // counts bytes read
+  size_t threads = 0;                                  // parallel file readers; 0: one per hardware thread (at least 2)
+  Progress* progress = nullptr;                        // counts bytes read
   std::function<void(const std::string&)> on_warning;  // skipped entries and races
 };
 
@@ -48,14 +48,14 @@ struct SnapshotStats {
   uint64_t files_unchanged = 0;  // not read: the stat cache matched
   uint64_t dirs = 0;
   uint64_t symlinks = 0;
-  uint64_t specials = 0;         // fifos and devices
-  uint64_t skipped = 0;          // excluded by an error or an unsupported type (warned)
-  uint64_t excluded = 0;         // matched an exclude pattern or hidden
+  uint64_t specials = 0;             // fifos and devices
+  uint64_t skipped = 0;              // excluded by an error or an unsupported type (warned)
+  uint64_t excluded = 0;             // matched an exclude pattern or hidden
   uint64_t changed_during_read = 0;  // a file kept changing; stored as last read (warned)
   uint64_t bytes_read = 0;
-  uint64_t bytes_added = 0;      // new stored bytes (after dedup and compression)
-  uint64_t total_bytes = 0;      // sum of file sizes in the snapshot
-  uint64_t errors = 0;           // entries that could not be read (warned, left out)
+  uint64_t bytes_added = 0;  // new stored bytes (after dedup and compression)
+  uint64_t total_bytes = 0;  // sum of file sizes in the snapshot
+  uint64_t errors = 0;       // entries that could not be read (warned, left out)
 };
 
 struct SnapshotResult {

@@ -15,7 +15,9 @@ EvpHash::EvpHash(Kind kind) : kind_(kind), ctx_(EVP_MD_CTX_new()) {
   }
 }
 
-EvpHash::~EvpHash() { EVP_MD_CTX_free(ctx_); }
+EvpHash::~EvpHash() {
+  EVP_MD_CTX_free(ctx_);
+}
 
 EvpHash::EvpHash(EvpHash&& o) noexcept : kind_(o.kind_), ctx_(std::exchange(o.ctx_, nullptr)) {}
 
@@ -28,7 +30,9 @@ EvpHash& EvpHash::operator=(EvpHash&& o) noexcept {
   return *this;
 }
 
-void EvpHash::Update(ByteSpan data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+void EvpHash::Update(ByteSpan data) {
+  EVP_DigestUpdate(ctx_, data.data(), data.size());
+}
 
 void EvpHash::Final(uint8_t* out) {
   unsigned int len = 0;
@@ -55,7 +59,9 @@ std::array<uint8_t, 20> Sha1::Final() {
   return out;
 }
 
-uint64_t Xxh3(ByteSpan data) { return XXH3_64bits(data.data(), data.size()); }
+uint64_t Xxh3(ByteSpan data) {
+  return XXH3_64bits(data.data(), data.size());
+}
 
 std::string ToHex(ByteSpan data) {
   static constexpr char kDigits[] = "0123456789abcdef";

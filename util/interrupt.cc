@@ -26,8 +26,14 @@ void InstallInterruptHandlers() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
-bool Interrupted() { return g_signal.load(std::memory_order_relaxed) != 0; }
-int InterruptSignal() { return g_signal.load(); }
-void RequestInterrupt(int signal_number) { g_signal.store(signal_number); }
+bool Interrupted() {
+  return g_signal.load(std::memory_order_relaxed) != 0;
+}
+int InterruptSignal() {
+  return g_signal.load();
+}
+void RequestInterrupt(int signal_number) {
+  g_signal.store(signal_number);
+}
 
 }  // namespace silo

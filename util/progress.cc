@@ -12,15 +12,26 @@ std::atomic<bool> g_quiet{false};
 std::atomic<bool> g_debug{false};
 }  // namespace
 
-void SetDebug(bool debug) { g_debug = debug; }
-bool IsDebug() { return g_debug; }
+void SetDebug(bool debug) {
+  g_debug = debug;
+}
+bool IsDebug() {
+  return g_debug;
+}
 
-void SetQuiet(bool quiet) { g_quiet = quiet; }
-bool IsQuiet() { return g_quiet; }
+void SetQuiet(bool quiet) {
+  g_quiet = quiet;
+}
+bool IsQuiet() {
+  return g_quiet;
+}
 
 Progress::Progress(std::string label, uint64_t total, Mode mode)
-    : label_(std::move(label)), total_(total), mode_(mode),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {
+    : label_(std::move(label)),
+      total_(total),
+      mode_(mode),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {
   if (mode_ == Mode::kAuto) {
     if (IsQuiet()) {
       mode_ = Mode::kQuiet;
@@ -30,7 +41,9 @@ Progress::Progress(std::string label, uint64_t total, Mode mode)
   }
 }
 
-Progress::~Progress() { Finish(); }
+Progress::~Progress() {
+  Finish();
+}
 
 double Progress::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -6,16 +6,26 @@ namespace silo {
 
 std::string_view CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "ok";
-    case Code::kNotFound: return "not found";
-    case Code::kInvalidArgument: return "invalid argument";
-    case Code::kIntegrity: return "integrity error";
-    case Code::kCorruption: return "corruption";
-    case Code::kIO: return "I/O error";
-    case Code::kConflict: return "conflict";
-    case Code::kUnsupported: return "unsupported";
-    case Code::kInterrupted: return "interrupted";
-    case Code::kNetwork: return "network error";
+    case Code::kOk:
+      return "ok";
+    case Code::kNotFound:
+      return "not found";
+    case Code::kInvalidArgument:
+      return "invalid argument";
+    case Code::kIntegrity:
+      return "integrity error";
+    case Code::kCorruption:
+      return "corruption";
+    case Code::kIO:
+      return "I/O error";
+    case Code::kConflict:
+      return "conflict";
+    case Code::kUnsupported:
+      return "unsupported";
+    case Code::kInterrupted:
+      return "interrupted";
+    case Code::kNetwork:
+      return "network error";
   }
   return "unknown";
 }

@@ -69,7 +69,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                      // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}                                              // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).ok()); }  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -102,16 +102,15 @@ class [[nodiscard]] Result {
 #define SILO_CONCAT(a, b) SILO_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function when `expr` is not ok.
-#define SILO_TRY(expr)                                    \
-  do {                                                    \
-    ::silo::Status silo_try_status_ = (expr);             \
-    if (!silo_try_status_.ok()) return silo_try_status_;  \
+#define SILO_TRY(expr)                                   \
+  do {                                                   \
+    ::silo::Status silo_try_status_ = (expr);            \
+    if (!silo_try_status_.ok()) return silo_try_status_; \
   } while (0)
 
 // `lhs = value of expr`, or returns its status from the enclosing function.
-#define SILO_ASSIGN_OR_RETURN(lhs, expr) \
-  SILO_ASSIGN_OR_RETURN_IMPL(SILO_CONCAT(silo_result_, __LINE__), lhs, expr)
-#define SILO_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)       \
-  auto tmp = (expr);                                     \
-  if (!tmp.ok()) return std::move(tmp).take_status();    \
+#define SILO_ASSIGN_OR_RETURN(lhs, expr) SILO_ASSIGN_OR_RETURN_IMPL(SILO_CONCAT(silo_result_, __LINE__), lhs, expr)
+#define SILO_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)    \
+  auto tmp = (expr);                                  \
+  if (!tmp.ok()) return std::move(tmp).take_status(); \
   lhs = std::move(tmp).value()

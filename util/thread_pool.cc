@@ -52,7 +52,9 @@ void WaitGroup::Done() {
   cv_.notify_all();
 }
 
-void WaitGroup::Wait() { WaitBelow(1); }
+void WaitGroup::Wait() {
+  WaitBelow(1);
+}
 
 void WaitGroup::WaitBelow(size_t limit) {
   std::unique_lock lock(mu_);

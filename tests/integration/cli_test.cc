@@ -14,7 +14,9 @@
 namespace silo::testing {
 namespace {
 
-std::string Sha256Of(std::string_view data) { return "sha256:" + ToHex(Sha256::Of(AsBytes(data))); }
+std::string Sha256Of(std::string_view data) {
+  return "sha256:" + ToHex(Sha256::Of(AsBytes(data)));
+}
 
 class Cli : public ::testing::Test {
  protected:

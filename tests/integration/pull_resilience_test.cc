@@ -22,7 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
-std::string Digest(std::string_view data) { return "sha256:" + ToHex(Sha256::Of(AsBytes(data))); }
+std::string Digest(std::string_view data) {
+  return "sha256:" + ToHex(Sha256::Of(AsBytes(data)));
+}
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -37,7 +39,8 @@ std::string UploadBlob(const std::string& base_url, const std::string& repo, con
     throw std::runtime_error("upload start failed: " + out);
   }
   std::smatch m;
-  if (!std::regex_search(out, m, std::regex("[Ll]ocation: *([^\r\n]+)"))) throw std::runtime_error("no Location: " + out);
+  if (!std::regex_search(out, m, std::regex("[Ll]ocation: *([^\r\n]+)")))
+    throw std::runtime_error("no Location: " + out);
   std::string loc = m[1];
   if (loc.rfind("http", 0) != 0) loc = base_url + loc;
   loc += (loc.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
@@ -64,9 +67,11 @@ std::pair<std::string, std::string> PushBigImage(const Registry& reg, const Temp
   UploadBlob(base, repo, tmp / "config.json", Digest(config));
   std::string manifest =
       "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
-      "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" + Digest(config) + "\",\"size\":" +
-      std::to_string(config.size()) + "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
-      "\"digest\":\"" + layer_digest + "\",\"size\":" + std::to_string(size) + "}]}";
+      "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" +
+      Digest(config) + "\",\"size\":" + std::to_string(config.size()) +
+      "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+      "\"digest\":\"" +
+      layer_digest + "\",\"size\":" + std::to_string(size) + "}]}";
   WriteFile(tmp / "manifest.json", manifest);
   std::string out;
   if (RunCommand({"curl", "-s", "-f", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
@@ -264,15 +269,17 @@ TEST(PullRelease, PullsTheReleaseImageAndEveryComponentByDigest) {
   UploadBlob(registry.url(), "ocp/release", tmp / "config.json", Digest(config));
   std::string manifest =
       "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
-      "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" + Digest(config) + "\",\"size\":" +
-      std::to_string(config.size()) + "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
-      "\"digest\":\"" + layer_digest + "\",\"size\":" + std::to_string(layer.size()) + "}]}";
+      "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" +
+      Digest(config) + "\",\"size\":" + std::to_string(config.size()) +
+      "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+      "\"digest\":\"" +
+      layer_digest + "\",\"size\":" + std::to_string(layer.size()) + "}]}";
   WriteFile(tmp / "manifest.json", manifest);
-  ASSERT_EQ(RunCommand({"curl", "-s", "-f", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
-                        "--data-binary", "@" + (tmp / "manifest.json"),
-                        registry.url() + "/v2/ocp/release/manifests/4.99.0"},
-                       &out),
-            0)
+  ASSERT_EQ(
+      RunCommand({"curl", "-s", "-f", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
+                  "--data-binary", "@" + (tmp / "manifest.json"), registry.url() + "/v2/ocp/release/manifests/4.99.0"},
+                 &out),
+      0)
       << out;
   std::string release = registry.host_port() + "/ocp/release:4.99.0";
   CliResult r = RunSilo(tmp / "store", {"pull", "--plain-http", registry.host_port(), "--failed-file",

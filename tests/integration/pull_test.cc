@@ -38,9 +38,11 @@ std::vector<std::string> Lines(const std::string& text) {
 
 // Pushes imagegen's small set into `registry`; returns the references.
 std::vector<std::string> PushImages(const Registry& registry, const std::string& work, int set = 1) {
-  std::vector<std::string> argv = {"python3", SILO_SOURCE_DIR "/tests/support/imagegen.py", "--registry",
-                                   registry.host_port(), "--set", std::to_string(set), "--quiet",
-                                   "--work", work};
+  std::vector<std::string> argv = {"python3",    SILO_SOURCE_DIR "/tests/support/imagegen.py",
+                                   "--registry", registry.host_port(),
+                                   "--set",      std::to_string(set),
+                                   "--quiet",    "--work",
+                                   work};
   if (!registry.options().htpasswd && registry.options().auth_yaml.empty()) {
     // anonymous push
   } else {
@@ -189,8 +191,8 @@ TEST_F(PullTest, MissingImagesFailCleanlyAndGoToTheFailedList) {
   CliResult retry = Silo({"pull", "-f", tmp_ / "failed.txt"});
   EXPECT_EQ(retry.code, 1);
   // A registry that is not there: connection errors after retries, no crash.
-  CliResult down = RunSilo(tmp_ / "store", {"pull", "--plain-http", "127.0.0.1:1", "--retries", "1",
-                                            "--failed-file", tmp_ / "f2.txt", "127.0.0.1:1/x/y:1"});
+  CliResult down = RunSilo(tmp_ / "store", {"pull", "--plain-http", "127.0.0.1:1", "--retries", "1", "--failed-file",
+                                            tmp_ / "f2.txt", "127.0.0.1:1/x/y:1"});
   EXPECT_EQ(down.code, 1);
   EXPECT_NE(down.err.find("giving up after 2 attempt(s)"), std::string::npos) << down.err;
 }
@@ -208,8 +210,8 @@ class TamperTest : public ::testing::Test {
     return registry_->storage_path() + "/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex + "/data";
   }
   CliResult Silo(std::vector<std::string> args) {
-    args.insert(args.begin() + 1, {"--plain-http", registry_->host_port(), "--failed-file", tmp_ / "failed.txt",
-                                   "--retries", "1"});
+    args.insert(args.begin() + 1,
+                {"--plain-http", registry_->host_port(), "--failed-file", tmp_ / "failed.txt", "--retries", "1"});
     return RunSilo(tmp_ / "store", args);
   }
   TempDir tmp_;
@@ -281,8 +283,9 @@ TEST(PullMalformed, MalformedAndOversizedManifestsGiveClearErrors) {
   Process server;
   std::string host = StartStaticRegistry(tmp, &server);
   std::string base = host + "/bad/";
-  CliResult r = RunSilo(tmp / "store", {"pull", "--plain-http", host, "--failed-file", tmp / "failed.txt", base + "json:1",
-                                        base + "digest:1", base + "schema1:1", base + "array:1", base + "huge:1"});
+  CliResult r =
+      RunSilo(tmp / "store", {"pull", "--plain-http", host, "--failed-file", tmp / "failed.txt", base + "json:1",
+                              base + "digest:1", base + "schema1:1", base + "array:1", base + "huge:1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("bad/json:1: manifest: not valid JSON"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("digest 'sha256:zz' is not sha256"), std::string::npos) << r.err;
@@ -301,11 +304,12 @@ TEST(PullAuth, BasicAuthFromCredsAuthfileAndCredentialHelper) {
   registry.Start();
   auto refs = PushImages(registry, tmp / "gen");
   std::string ref = refs[1];
-  auto pull = [&](const std::string& store, std::vector<std::string> extra, const std::map<std::string, std::string>& env = {}) {
+  auto pull = [&](const std::string& store, std::vector<std::string> extra,
+                  const std::map<std::string, std::string>& env = {}) {
     TempDir io;
     ProcessOptions po;
-    po.argv = {SILO_BINARY, "--store", store, "pull", "--plain-http", registry.host_port(), "--failed-file",
-               tmp / "failed.txt"};
+    po.argv = {SILO_BINARY,     "--store",         store, "pull", "--plain-http", registry.host_port(),
+               "--failed-file", tmp / "failed.txt"};
     po.argv.insert(po.argv.end(), extra.begin(), extra.end());
     po.argv.push_back(ref);
     po.env = env;
@@ -326,8 +330,8 @@ TEST(PullAuth, BasicAuthFromCredsAuthfileAndCredentialHelper) {
   CliResult creds = pull(tmp / "s1", {"--creds", registry.creds()});
   EXPECT_EQ(creds.code, 0) << creds.err;
   // --authfile with a base64 `auth` entry (FastSync's --pull-secret is the same flag)
-  std::string auth = "{\"auths\":{\"" + registry.host_port() + "\":{\"auth\":\"" +
-                     transfer::Base64Encode(registry.creds()) + "\"}}}";
+  std::string auth =
+      "{\"auths\":{\"" + registry.host_port() + "\":{\"auth\":\"" + transfer::Base64Encode(registry.creds()) + "\"}}}";
   WriteFile(tmp / "auth.json", auth);
   CliResult file = pull(tmp / "s2", {"--pull-secret", tmp / "auth.json"});
   EXPECT_EQ(file.code, 0) << file.err;
@@ -338,8 +342,7 @@ TEST(PullAuth, BasicAuthFromCredsAuthfileAndCredentialHelper) {
                         registry.username() + "\\\",\\\"Secret\\\":\\\"" + registry.password() + "\\\"}\"\n");
   ::chmod(helper.c_str(), 0755);
   fs::create_directories(tmp / "home/.docker");
-  WriteFile(tmp / "home/.docker/config.json",
-            "{\"credHelpers\":{\"" + registry.host_port() + "\":\"silotest\"}}");
+  WriteFile(tmp / "home/.docker/config.json", "{\"credHelpers\":{\"" + registry.host_port() + "\":\"silotest\"}}");
   std::string path = (tmp / "bin") + ":" + std::getenv("PATH");
   CliResult helped = pull(tmp / "s3", {}, {{"HOME", tmp / "home"}, {"PATH", path}, {"REGISTRY_AUTH_FILE", ""}});
   EXPECT_EQ(helped.code, 0) << helped.err;

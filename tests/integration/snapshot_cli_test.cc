@@ -89,7 +89,8 @@ TEST_F(SnapshotCli, SnapshotInspectRestoreForget) {
 
   CliResult ti = Run({"tree-index", first});
   ASSERT_EQ(ti.code, 0) << ti.err;
-  EXPECT_NE(ti.out.find("F:~/docs/a b.txt;=SHA1(be76331b95dfc399cd776d2fc68021e0db03cc4f);=LEN(5)\n"), std::string::npos)
+  EXPECT_NE(ti.out.find("F:~/docs/a b.txt;=SHA1(be76331b95dfc399cd776d2fc68021e0db03cc4f);=LEN(5)\n"),
+            std::string::npos)
       << ti.out;
   EXPECT_NE(ti.out.find("D:~/docs/empty\n"), std::string::npos);
 
@@ -123,7 +124,10 @@ TEST_F(SnapshotCli, ConfigAndUsageErrors) {
   std::string idx = tmp_ / "idx";
   std::filesystem::create_directories(idx);
   ASSERT_EQ(Run({"tree-index", "dsync", "-o", idx}).code, 0);
-  EXPECT_EQ(ReadFileToString(idx + "/p1.tree"), "F:~/o.txt;=SHA1(" "7a81af3e591ac713f81ea1efe93dcf36157d8376" ");=LEN(1)\n");
+  EXPECT_EQ(ReadFileToString(idx + "/p1.tree"),
+            "F:~/o.txt;=SHA1("
+            "7a81af3e591ac713f81ea1efe93dcf36157d8376"
+            ");=LEN(1)\n");
 
   EXPECT_EQ(Run({"snapshot"}).code, 2);
   EXPECT_EQ(Run({"snapshot", src, "--name", "bad/name"}).code, 2);
@@ -131,7 +135,8 @@ TEST_F(SnapshotCli, ConfigAndUsageErrors) {
   EXPECT_EQ(Run({"restore", "nosuch", tmp_ / "x"}).code, 1);
   EXPECT_EQ(Run({"ls", "site@zz"}).code, 2);
   EXPECT_EQ(Run({"forget", "dsync"}).code, 2);
-  for (const char* cmd : {"snapshot", "restore", "snapshots", "ls", "diff", "forget", "tree-index", "archive", "import"}) {
+  for (const char* cmd :
+       {"snapshot", "restore", "snapshots", "ls", "diff", "forget", "tree-index", "archive", "import"}) {
     EXPECT_EQ(Run({cmd, "--help"}).code, 0) << cmd;
   }
 }

@@ -40,6 +40,8 @@ std::vector<std::string> FaultProxy::Log() const {
   return out;
 }
 
-std::string FaultProxy::Output() const { return ReadFileToString(out_path_); }
+std::string FaultProxy::Output() const {
+  return ReadFileToString(out_path_);
+}
 
 }  // namespace silo::testing

@@ -1,10 +1,11 @@
+#include "store/chunker.h"
+
 #include <gtest/gtest.h>
 
 #include <bit>
 #include <set>
 #include <vector>
 
-#include "store/chunker.h"
 #include "tests/support/store_test.h"
 
 namespace silo::store {
@@ -32,7 +33,9 @@ std::vector<size_t> Cuts(const ChunkParams& p, std::string_view data, size_t pie
   return cuts;
 }
 
-ChunkParams Small() { return {1024, 4096, 16384}; }
+ChunkParams Small() {
+  return {1024, 4096, 16384};
+}
 
 TEST(Chunker, CutsRespectMinAndMax) {
   auto data = testing::RandomBytes(2 << 20, 1);

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "store/digest.h"
+
+#include <gtest/gtest.h>
 
 namespace silo::store {
 namespace {

@@ -1,6 +1,8 @@
 // Packages against a real store and filesystem: snapshot -> package -> import round trips
 // for every format (tar formats reproduce the snapshot's root digest exactly), byte-equal
 // output for equal trees, fingerprints, and hostile packages refused with nothing committed.
+#include "transfer/package.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -16,7 +18,6 @@
 #include "index/snapshot.h"
 #include "tests/support/process.h"
 #include "tests/support/store_test.h"
-#include "transfer/package.h"
 #include "transfer/restore.h"
 #include "transfer/snapshot.h"
 
@@ -55,8 +56,8 @@ void MakeTree(const std::string& root) {
   }
   ::unlink((root + "/.probe").c_str());
   int i = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(root); it != std::filesystem::recursive_directory_iterator();
-       ++it) {
+  for (auto it = std::filesystem::recursive_directory_iterator(root);
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
     SetMtime(it->path().string(), 1600000000 + i, 1000 * i + 7);
     ++i;
   }
@@ -252,14 +253,22 @@ struct EntryFree {
 struct RawEntry {
   std::string path;
   mode_t type = AE_IFREG;
-  std::string data;       // file content
-  std::string link;       // symlink target
-  std::string hardlink;   // hardlink target
+  std::string data;      // file content
+  std::string link;      // symlink target
+  std::string hardlink;  // hardlink target
 };
-RawEntry File(std::string path, std::string data) { return {std::move(path), AE_IFREG, std::move(data), "", ""}; }
-RawEntry Dir(std::string path) { return {std::move(path), AE_IFDIR, "", "", ""}; }
-RawEntry Symlink(std::string path, std::string target) { return {std::move(path), AE_IFLNK, "", std::move(target), ""}; }
-RawEntry Hardlink(std::string path, std::string target) { return {std::move(path), AE_IFREG, "", "", std::move(target)}; }
+RawEntry File(std::string path, std::string data) {
+  return {std::move(path), AE_IFREG, std::move(data), "", ""};
+}
+RawEntry Dir(std::string path) {
+  return {std::move(path), AE_IFDIR, "", "", ""};
+}
+RawEntry Symlink(std::string path, std::string target) {
+  return {std::move(path), AE_IFLNK, "", std::move(target), ""};
+}
+RawEntry Hardlink(std::string path, std::string target) {
+  return {std::move(path), AE_IFREG, "", "", std::move(target)};
+}
 
 void WriteRawTar(const std::string& path, const std::vector<RawEntry>& entries) {
   std::unique_ptr<archive, WriteFree> a(archive_write_new());

@@ -1,6 +1,7 @@
+#include "store/records.h"
+
 #include <gtest/gtest.h>
 
-#include "store/records.h"
 #include "tests/support/store_test.h"
 
 namespace silo::store {

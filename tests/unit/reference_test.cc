@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "index/reference.h"
+
+#include <gtest/gtest.h>
 
 namespace silo::index {
 namespace {

@@ -2,6 +2,8 @@
 // edge cases (odd names, empty directories, symlinks, hardlinks, fifos, modes, nanosecond
 // mtimes, xattrs), round trips compared field by field and by `diff -r`, incremental
 // rescans, restores over changed directories, --delete, hostile trees, forget + gc.
+#include "index/snapshot.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -14,7 +16,6 @@
 #include <random>
 #include <thread>
 
-#include "index/snapshot.h"
 #include "index/tree.h"
 #include "tests/support/process.h"
 #include "tests/support/store_test.h"
@@ -52,8 +53,8 @@ std::vector<std::string> MakeTree(const std::string& root, int files, uint64_t s
     std::filesystem::create_directory(root + "/" + d);
     dirs.push_back(d);
   }
-  const std::vector<std::string> odd = {"with space", "new\nline", "\xff\xfe latin1 \xe9", "tab\there",
-                                        "-dash", "back\\slash", "*star?", ".hidden"};
+  const std::vector<std::string> odd = {
+      "with space", "new\nline", "\xff\xfe latin1 \xe9", "tab\there", "-dash", "back\\slash", "*star?", ".hidden"};
   std::vector<std::string> out;
   for (int i = 0; i < files; ++i) {
     std::string dir = dirs[rng() % dirs.size()];
@@ -97,8 +98,8 @@ struct Meta {
 // Everything restore promises to keep, keyed by relative path (directory mtimes included).
 std::map<std::string, Meta> Describe(const std::string& root) {
   std::map<std::string, Meta> out;
-  for (auto it = std::filesystem::recursive_directory_iterator(root); it != std::filesystem::recursive_directory_iterator();
-       ++it) {
+  for (auto it = std::filesystem::recursive_directory_iterator(root);
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
     std::string p = it->path().string();
     std::string rel = p.substr(root.size() + 1);
     if (rel.rfind(".silo-tmp", 0) == 0) ADD_FAILURE() << "temporary file left: " << rel;

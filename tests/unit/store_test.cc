@@ -1,4 +1,6 @@
 // The store against a real RocksDB in a per-test temporary directory.
+#include "tests/support/store_test.h"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -6,7 +8,6 @@
 #include <fstream>
 
 #include "store/records.h"
-#include "tests/support/store_test.h"
 
 namespace silo::store {
 namespace {
@@ -270,10 +271,13 @@ TEST_F(Store, IndexSpacesAreSeparateOrderedAndAtomic) {
   std::vector<std::pair<std::string, std::optional<std::string>>> changes{{"k1", std::nullopt}, {"k3", "v3"}};
   ASSERT_TRUE(store_->WriteIndex("statcache/a", changes).ok());
   std::vector<std::string> seen;
-  ASSERT_TRUE(store_->ScanIndex("statcache/a", "", [&](std::string_view k, std::string_view v) {
-    seen.push_back(std::string(k) + "=" + std::string(v));
-    return true;
-  }).ok());
+  ASSERT_TRUE(store_
+                  ->ScanIndex("statcache/a", "",
+                              [&](std::string_view k, std::string_view v) {
+                                seen.push_back(std::string(k) + "=" + std::string(v));
+                                return true;
+                              })
+                  .ok());
   EXPECT_EQ(seen, (std::vector<std::string>{"k2=v2", "k3=v3"}));
   ASSERT_TRUE(store_->DropIndex("statcache/a").ok());
   EXPECT_FALSE(store_->GetIndex("statcache/a", "k2")->has_value());

@@ -14,7 +14,9 @@
 namespace silo::index {
 namespace {
 
-store::Digest D(std::string_view s) { return store::Digest::Sha256(Sha256::Of(AsBytes(s))); }
+store::Digest D(std::string_view s) {
+  return store::Digest::Sha256(Sha256::Of(AsBytes(s)));
+}
 
 Tree Sample() {
   Tree t;
@@ -58,8 +60,8 @@ TEST(TreeFormat, RoundTripKeepsEveryField) {
   std::sort(t.entries.begin(), t.entries.end(), [](auto& a, auto& b) { return a.name < b.name; });
   for (auto& e : t.entries) std::sort(e.xattrs.begin(), e.xattrs.end());
   EXPECT_EQ(back->entries, t.entries);
-  EXPECT_EQ(TreeLinks(*back), (std::vector<store::Digest>{std::min(D("content"), D("subtree")),
-                                                          std::max(D("content"), D("subtree"))}));
+  EXPECT_EQ(TreeLinks(*back),
+            (std::vector<store::Digest>{std::min(D("content"), D("subtree")), std::max(D("content"), D("subtree"))}));
 }
 
 TEST(TreeFormat, CanonicalWhateverTheInputOrder) {
@@ -76,8 +78,8 @@ TEST(TreeFormat, CanonicalWhateverTheInputOrder) {
 }
 
 TEST(TreeFormat, HostileNamesAndDamageAreRefused) {
-  for (std::string bad : {std::string(".."), std::string("."), std::string(""), std::string("a/b"),
-                          std::string("/etc"), std::string("a\0b", 3)}) {
+  for (std::string bad : {std::string(".."), std::string("."), std::string(""), std::string("a/b"), std::string("/etc"),
+                          std::string("a\0b", 3)}) {
     Tree t;
     TreeEntry e;
     e.name = bad;

@@ -8,7 +8,9 @@
 namespace silo {
 namespace {
 
-Status Inner() { return Status::Integrity("size 1024, manifest says 2048"); }
+Status Inner() {
+  return Status::Integrity("size 1024, manifest says 2048");
+}
 Status Outer() {
   SILO_TRY(Inner().WithContext("blob sha256:ab"));
   return Status::Ok();
