@@ -21,6 +21,7 @@
 
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
+#include "tests/support/store_test.h"
 #include "tests/support/temp_dir.h"
 
 namespace silo::testing {
@@ -42,22 +43,6 @@ Process::Options Program(std::vector<std::string> argv) {
 // True once no process has this pid (it was reaped, not just killed).
 bool Gone(pid_t pid) {
   return ::kill(pid, 0) == -1 && errno == ESRCH;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
 }
 
 std::set<std::string> BlobNames(const std::string& layout) {
@@ -90,7 +75,7 @@ std::vector<std::string> PushImages(const Registry& registry, const TempDir& tmp
   std::string out;
   int rc = RunCommand(argv, &out);
   EXPECT_EQ(rc, 0) << out << "\n--- registry log ---\n" << registry.LogTail();
-  return Lines(Slurp(list));
+  return Lines(ReadFileToString(list));
 }
 
 // `skopeo inspect --raw` of a reference; the exit code goes to *rc.
@@ -151,8 +136,8 @@ TEST(harnessProcess, SpawnRedirectsOutputWithEnvAndCwd) {
   EXPECT_GT(p.pid(), 0);
   ASSERT_EQ(p.Wait(std::chrono::seconds(10)), 0);
   EXPECT_EQ(p.pid(), -1);
-  EXPECT_EQ(Slurp(tmp / "out.log"), "hello\n" + fs::canonical(tmp.path()).string() + "\ndropped=\n");
-  EXPECT_EQ(Slurp(tmp / "err.log"), "err\n");
+  EXPECT_EQ(ReadFileToString(tmp / "out.log"), "hello\n" + fs::canonical(tmp.path()).string() + "\ndropped=\n");
+  EXPECT_EQ(ReadFileToString(tmp / "err.log"), "err\n");
   ::unsetenv("SILO_HARNESS_DROPPED");
 }
 
@@ -163,7 +148,7 @@ TEST(harnessProcess, SameFileForStdoutAndStderrKeepsBoth) {
   o.stdout_path = o.stderr_path = tmp / "both.log";
   Process p(o);
   ASSERT_EQ(p.Wait(std::chrono::seconds(10)), 0);
-  EXPECT_EQ(Slurp(tmp / "both.log"), "one\ntwo\nthree\n");
+  EXPECT_EQ(ReadFileToString(tmp / "both.log"), "one\ntwo\nthree\n");
 }
 
 TEST(harnessProcess, StopTerminatesAndReaps) {
@@ -418,7 +403,7 @@ TEST(harnessImagegen, DeterministicAndSet2SharesBlobsWithSet1) {
               0)
         << out;
   }
-  EXPECT_EQ(Slurp(tmp / "a/index.json"), Slurp(tmp / "b/index.json"));
+  EXPECT_EQ(ReadFileToString(tmp / "a/index.json"), ReadFileToString(tmp / "b/index.json"));
   EXPECT_EQ(BlobNames(tmp / "a"), BlobNames(tmp / "b"));
 
   std::string out;

@@ -23,6 +23,7 @@
 #include "tests/support/fault_proxy.h"
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
+#include "tests/support/store_test.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/token_registry.h"
 
@@ -36,22 +37,6 @@ const std::string kImagegen = SILO_SOURCE_DIR "/tests/support/imagegen.py";
 
 bool Gone(pid_t pid) {
   return ::kill(pid, 0) == -1 && errno == ESRCH;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(line);
-  }
-  return out;
 }
 
 bool Contains(const std::string& haystack, const std::string& needle) {
@@ -131,7 +116,7 @@ std::vector<std::string> PushImages(const std::string& host_port, const TempDir&
   } else {
     EXPECT_EQ(code, 0) << out;
   }
-  return Lines(Slurp(list));
+  return Lines(ReadFileToString(list));
 }
 
 // The digest and size of the biggest layer of a single-arch image in a plain registry.
@@ -334,12 +319,12 @@ TEST(peersTokenRegistry, EveryKeyIdModeVerifiesAndForeignKeysDoNot) {
     Process foreign(po);
     int port = 0;
     for (int i = 0; i < 500 && port == 0; ++i) {
-      std::string log = Slurp(tmp / "foreign.log");
+      std::string log = ReadFileToString(tmp / "foreign.log");
       size_t at = log.find("listening on 127.0.0.1:");
       if (at != std::string::npos) port = std::atoi(log.c_str() + at + 23);
       std::this_thread::sleep_for(milliseconds(20));
     }
-    ASSERT_GT(port, 0) << Slurp(tmp / "foreign.log");
+    ASSERT_GT(port, 0) << ReadFileToString(tmp / "foreign.log");
     std::string forged = FetchToken("http://127.0.0.1:" + std::to_string(port) + "/token", registry.options().service,
                                     "repository:lib/x:pull", registry.creds());
     ASSERT_FALSE(forged.empty());
@@ -439,7 +424,7 @@ TEST_F(peersFaultProxy, PassesThroughPullsRangesAndKeepAlive) {
   r = Curl({"-o", part, "-r", "1000-1999"}, proxy.url() + BlobPath());
   ASSERT_EQ(r.exit, 0) << r.output;
   EXPECT_EQ(r.status, 206);
-  EXPECT_EQ(Slurp(part), Slurp(whole).substr(1000, 1000));
+  EXPECT_EQ(ReadFileToString(part), ReadFileToString(whole).substr(1000, 1000));
   EXPECT_EQ(CountContaining(proxy.Log(), "range=bytes=1000-1999 fault=none delay_ms=0 status=206 bytes=1000/1000"), 1u);
 
   // Three requests in one curl run share one client connection.

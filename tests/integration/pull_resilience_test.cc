@@ -26,11 +26,6 @@ std::string Digest(std::string_view data) {
   return "sha256:" + ToHex(Sha256::Of(AsBytes(data)));
 }
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // Uploads `path` as a blob of `repo` (monolithic POST + PUT with curl); returns its digest.
 std::string UploadBlob(const std::string& base_url, const std::string& repo, const std::string& path,
                        const std::string& digest) {

@@ -19,23 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    if (nl > start) out.push_back(text.substr(start, nl - start));
-    start = nl + 1;
-  }
-  return out;
-}
-
 // Pushes imagegen's small set into `registry`; returns the references.
 std::vector<std::string> PushImages(const Registry& registry, const std::string& work, int set = 1) {
   std::vector<std::string> argv = {"python3",    SILO_SOURCE_DIR "/tests/support/imagegen.py",

@@ -38,6 +38,20 @@ std::string ReadFileToString(const std::string& path) {
   return ss.str();
 }
 
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(std::move(line));
+  }
+  return out;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
 bool CorruptStoredBytes(const std::string& store_path, std::string_view needle) {
   bool found = false;
   for (const auto& entry : std::filesystem::directory_iterator(store_path)) {

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 #include "tests/support/temp_dir.h"
@@ -35,6 +36,10 @@ std::string RandomBytes(size_t n, uint64_t seed);
 // Writes `data` to `path`.
 void WriteFile(const std::string& path, std::string_view data);
 std::string ReadFileToString(const std::string& path);
+// The non-empty lines of `text`.
+std::vector<std::string> Lines(const std::string& text);
+// `s` without trailing newlines and spaces.
+std::string Trim(std::string s);
 
 // Flips one byte inside every occurrence of `needle` in the files of a closed store;
 // false when the bytes were not found.

@@ -8,6 +8,8 @@
 #include <thread>
 #include <utility>
 
+#include "tests/support/store_test.h"
+
 #ifndef SILO_TEST_SUPPORT_DIR
 #error "SILO_TEST_SUPPORT_DIR must name tests/support (set in tests/support/CMakeLists.txt)"
 #endif
@@ -17,24 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(std::move(line));
-  }
-  return out;
-}
-
 std::string Tail(const std::string& path, size_t lines) {
-  std::vector<std::string> all = Lines(ReadFile(path));
+  std::vector<std::string> all = Lines(ReadFileToString(path));
   std::string out;
   for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += all[i] + "\n";
   return out;
@@ -106,7 +92,7 @@ std::string TokenRegistry::realm() const {
 }
 
 std::vector<std::string> TokenRegistry::TokenRequests() const {
-  return Lines(ReadFile(token_log_path()));
+  return Lines(ReadFileToString(token_log_path()));
 }
 
 size_t TokenRegistry::TokenRequestCount(const std::string& substring) const {
@@ -162,7 +148,7 @@ void TokenRegistry::StartTokenServer() {
     const std::string marker = "listening on 127.0.0.1:";
     const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
     for (;;) {
-      std::string log = ReadFile(token_server_log_path());
+      std::string log = ReadFileToString(token_server_log_path());
       size_t at = log.find(marker);
       if (at != std::string::npos) {
         token_port_ = std::atoi(log.c_str() + at + marker.size());
@@ -176,7 +162,7 @@ void TokenRegistry::StartTokenServer() {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    std::string log = ReadFile(token_server_log_path());
+    std::string log = ReadFileToString(token_server_log_path());
     if (want == 0 || log.find("Address already in use") == std::string::npos) {
       throw std::runtime_error("token server exited with status " +
                                std::to_string(token_server_.exit_status().value_or(-1)) + "\n--- " +
