@@ -1,6 +1,9 @@
 #include "index/snapshot.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <numeric>
 
@@ -132,6 +135,22 @@ Result<std::vector<SnapshotInfo>> ListSnapshots(store::Store& store, std::string
     return a.record.time_ns != b.record.time_ns ? a.record.time_ns < b.record.time_ns : a.id < b.id;
   });
   return out;
+}
+
+Result<SnapshotRecord> NewSnapshotRecord(store::Store& store, const std::string& name) {
+  SnapshotRecord record;
+  record.name = name;
+  record.time_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  char host[256] = {};
+  record.host = ::gethostname(host, sizeof host - 1) == 0 ? host : "unknown";
+  auto parent = ResolveSnapshot(store, {name, "", "", false});
+  if (parent.ok()) {
+    record.parent = parent->digest;
+  } else if (!parent.status().IsNotFound()) {
+    return parent.status();
+  }
+  return record;
 }
 
 Result<SnapshotInfo> ResolveSnapshot(store::Store& store, const SnapshotSpec& spec) {

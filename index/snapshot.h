@@ -71,6 +71,9 @@ Result<std::vector<SnapshotInfo>> ListSnapshots(store::Store& store, std::string
 // The snapshot `spec` names: NotFound when there is none, InvalidArgument when an ID
 // prefix is ambiguous.
 Result<SnapshotInfo> ResolveSnapshot(store::Store& store, const SnapshotSpec& spec);
+// A record for a new snapshot of `name`: taken now, on this host, with the latest snapshot
+// of that name (if any) as its parent. The caller fills in the roots and sources.
+Result<SnapshotRecord> NewSnapshotRecord(store::Store& store, const std::string& name);
 // Stores `record` and points `snapshot/NAME/ID` at it in the same commit.
 Result<SnapshotInfo> CommitSnapshot(store::Store& store, const SnapshotRecord& record);
 

@@ -57,12 +57,6 @@ std::string JoinRel(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
 }
 
-std::string HostName() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 mode_t ArchiveType(EntryType t) {
   switch (t) {
     case EntryType::kFile:
@@ -634,17 +628,7 @@ Result<ImportResult> ImportPackage(store::Store& store, const ImportRequest& req
   if (!real) return Status::FromErrno("import " + req.path, errno);
   std::string abs = real;
   std::free(real);
-  index::SnapshotRecord record;
-  record.name = req.name;
-  record.time_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  record.host = HostName();
-  auto parent = index::ResolveSnapshot(store, {req.name, "", "", false});
-  if (parent.ok()) {
-    record.parent = parent->digest;
-  } else if (!parent.status().IsNotFound()) {
-    return parent.status();
-  }
+  SILO_ASSIGN_OR_RETURN(index::SnapshotRecord record, index::NewSnapshotRecord(store, req.name));
   PackageReader reader(store, req);
   SILO_TRY(reader.Read().WithContext("import " + req.path));
   SILO_ASSIGN_OR_RETURN(record.root, reader.Finish().WithContext("import " + req.path));

@@ -449,12 +449,6 @@ class Scanner {
   ino_t store_ino_ = 0;
 };
 
-std::string HostName() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 }  // namespace
 
 Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& req) {
@@ -469,17 +463,7 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
       }
     }
   }
-  index::SnapshotRecord record;
-  record.name = req.name;
-  record.time_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  record.host = HostName();
-  auto parent = index::ResolveSnapshot(store, {req.name, "", "", false});
-  if (parent.ok()) {
-    record.parent = parent->digest;
-  } else if (!parent.status().IsNotFound()) {
-    return parent.status();
-  }
+  SILO_ASSIGN_OR_RETURN(index::SnapshotRecord record, index::NewSnapshotRecord(store, req.name));
 
   Scanner scanner(store, req);
   std::vector<std::unique_ptr<DirNode>> roots;

@@ -10,6 +10,7 @@
 
 #include "tests/integration/silo_cli.h"
 #include "tests/support/fault_proxy.h"
+#include "tests/support/imagegen.h"
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
 #include "tests/support/store_test.h"
@@ -152,26 +153,14 @@ TEST(PullResilience, FaultyNetworkStillGetsEveryImageWhole) {
   TempDir tmp;
   Registry registry(tmp / "registry");
   registry.Start();
-  std::string list_out;
-  ASSERT_EQ(RunCommand({"python3", SILO_SOURCE_DIR "/tests/support/imagegen.py", "--registry", registry.host_port(),
-                        "--quiet", "--work", tmp / "gen"},
-                       &list_out),
-            0)
-      << list_out;
+  std::vector<std::string> refs = PushImageSet(registry.host_port(), tmp / "gen");
   FaultProxy proxy(tmp / "proxy", registry.url(),
                    {"--drop", "0.08", "--truncate", "0.08", "--status429", "0.08", "--status503", "0.08",
                     "--retry-after", "1", "--seed", "7"});
   // The same images, addressed through the proxy.
   std::string list;
-  size_t start = 0, n = 0;
-  while (start < list_out.size()) {
-    size_t nl = list_out.find('\n', start);
-    std::string ref = list_out.substr(start, nl - start);
-    start = nl == std::string::npos ? list_out.size() : nl + 1;
-    if (ref.empty()) continue;
-    list += proxy.host_port() + ref.substr(registry.host_port().size()) + "\n";
-    ++n;
-  }
+  for (const auto& ref : refs) list += proxy.host_port() + ref.substr(registry.host_port().size()) + "\n";
+  const size_t n = refs.size();
   WriteFile(tmp / "list.txt", list);
   CliResult r = RunSilo(tmp / "store", {"pull", "--plain-http", proxy.host_port(), "--retries", "10", "--failed-file",
                                         tmp / "failed.txt", "-f", tmp / "list.txt"});
@@ -189,13 +178,10 @@ TEST(PullResilience, TokenAuthCachesATokenPerScope) {
   TempDir tmp;
   TokenRegistry registry(tmp / "reg");
   registry.Start();
-  std::string out;
-  ASSERT_EQ(RunCommand({"python3", SILO_SOURCE_DIR "/tests/support/imagegen.py", "--registry", registry.host_port(),
-                        "--creds", registry.creds(), "--quiet", "--work", tmp / "gen"},
-                       &out),
-            0)
-      << out;
-  WriteFile(tmp / "list.txt", out);
+  std::vector<std::string> refs = PushImageSet(registry.host_port(), tmp / "gen", {"--creds", registry.creds()});
+  std::string list;
+  for (const auto& ref : refs) list += ref + "\n";
+  WriteFile(tmp / "list.txt", list);
   size_t before = registry.TokenRequestCount();
   CliResult denied = RunSilo(tmp / "s0", {"pull", "--plain-http", registry.host_port(), "--retries", "0",
                                           "--failed-file", tmp / "f0", "-f", tmp / "list.txt"});
@@ -208,12 +194,7 @@ TEST(PullResilience, TokenAuthCachesATokenPerScope) {
   size_t tokens = registry.TokenRequestCount() - after_denied;
   // One token per repository scope, however many manifests and blobs each needed.
   std::set<std::string> repos;
-  size_t s = 0;
-  while (s < out.size()) {
-    size_t nl = out.find('\n', s);
-    std::string ref = out.substr(s, nl - s);
-    s = nl == std::string::npos ? out.size() : nl + 1;
-    if (ref.empty()) continue;
+  for (const auto& ref : refs) {
     std::string path = ref.substr(ref.find('/') + 1);
     repos.insert(path.substr(0, path.rfind(':')));
   }
@@ -229,19 +210,12 @@ TEST(PullRelease, PullsTheReleaseImageAndEveryComponentByDigest) {
   TempDir tmp;
   Registry registry(tmp / "registry");
   registry.Start();
+  std::vector<std::string> refs = PushImageSet(registry.host_port(), tmp / "gen");
   std::string out;
-  ASSERT_EQ(RunCommand({"python3", SILO_SOURCE_DIR "/tests/support/imagegen.py", "--registry", registry.host_port(),
-                        "--quiet", "--work", tmp / "gen"},
-                       &out),
-            0)
-      << out;
   // Two components, named by digest as a release names them.
   std::vector<std::string> components;
-  size_t s = 0;
-  while (s < out.size() && components.size() < 2) {
-    size_t nl = out.find('\n', s);
-    std::string ref = out.substr(s, nl - s);
-    s = nl == std::string::npos ? out.size() : nl + 1;
+  for (size_t i = 0; i < 2; ++i) {
+    const std::string& ref = refs.at(i);
     std::string raw;
     ASSERT_EQ(RunCommand({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref}, &raw), 0);
     components.push_back(ref.substr(0, ref.rfind(':')) + "@" + Digest(raw));

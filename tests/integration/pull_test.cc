@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/integration/silo_cli.h"
+#include "tests/support/imagegen.h"
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
 #include "tests/support/store_test.h"
@@ -20,24 +21,13 @@ namespace {
 namespace fs = std::filesystem;
 
 // Pushes imagegen's small set into `registry`; returns the references.
-std::vector<std::string> PushImages(const Registry& registry, const std::string& work, int set = 1) {
-  std::vector<std::string> argv = {"python3",    SILO_SOURCE_DIR "/tests/support/imagegen.py",
-                                   "--registry", registry.host_port(),
-                                   "--set",      std::to_string(set),
-                                   "--quiet",    "--work",
-                                   work};
-  if (!registry.options().htpasswd && registry.options().auth_yaml.empty()) {
-    // anonymous push
-  } else {
-    argv.insert(argv.end(), {"--creds", registry.creds()});
+std::vector<std::string> PushImages(const Registry& registry, const std::string& work) {
+  std::vector<std::string> extra;
+  if (registry.options().htpasswd || !registry.options().auth_yaml.empty()) {
+    extra.insert(extra.end(), {"--creds", registry.creds()});
   }
-  if (registry.options().tls) {
-    argv.insert(argv.end(), {"--cert-dir", registry.cert_dir(), "--tls-verify", "true"});
-  }
-  std::string out;
-  int rc = RunCommand(argv, &out);
-  if (rc != 0) throw std::runtime_error("imagegen failed: " + out);
-  return Lines(out);
+  if (registry.options().tls) extra.insert(extra.end(), {"--cert-dir", registry.cert_dir(), "--tls-verify", "true"});
+  return PushImageSet(registry.host_port(), work, extra);
 }
 
 // skopeo's view of an image's digest (the registry's bytes, hashed).

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/ usr / bin / env python3
 """imagegen: deterministic synthetic OCI images for silo's integration tests and benchmarks.
 
 Generates realistic-looking images (gzip tar layers with incompressible "binary" files and
@@ -13,9 +13,12 @@ machine (the gzip bytes depend on the zlib version).
 Image sets (see catalog()):
   --set 1   base distro images (debian: 3 base layers, alpine: 1), language runtimes built
             on them (python, a JDK), and apps built on those, so the base layers are shared
-            by many images; both multi-arch indexes (linux/amd64 + linux/arm64) and
-            single-arch manifests; arch-independent layers (source, jars) shared inside an
-            index; one image with two tags; a whiteout; symlinks.
+            by many images;
+both multi - arch indexes(linux / amd64 + linux / arm64) and single - arch manifests;
+arch - independent layers(source, jars)
+shared inside an index;
+one image with two tags;
+a whiteout; symlinks.
   --set 2   the "next day" of set 1 for incremental air-gap tests: the same bases and
             runtimes, unchanged images under the same tags (same digests), new versions of
             some apps under new tags (dependency layers identical to set 1, app layers
@@ -23,23 +26,29 @@ Image sets (see catalog()):
             at other content, so both sets can live in one registry.
 Sizes:
   --size small  8 (set 1) / 10 (set 2) references, about 4 MiB of blobs, gzip level 6
-                (zlib throughout); well under a second to generate.
-  --size large  28 / 32 references, about 1.1 / 1.2 GiB of unique compressed blobs. Layers
-                are generated in parallel (--jobs); text is deflated at level 1 and random
-                bytes go into deflate stored blocks directly (zlib would spend ~25 MB/s
-                failing to compress them and then store them anyway): one ordinary gzip
-                member either way.
+                (zlib throughout);
+well under a second to generate.--size large 28 / 32 references,
+    about 1.1 / 1.2 GiB of unique compressed blobs.Layers are generated in parallel(--jobs);
+text is deflated at level 1 and
+    random bytes go into deflate stored blocks directly(zlib would spend ~25 MB / s failing to compress them and
+                                                        then store them anyway)
+    : one ordinary gzip member either way.
 
-Output: one reference per line (HOST:PORT/REPO:TAG, or REPO:TAG with --no-push and no
---registry) on stdout, and into --list FILE. Progress and totals go to stderr.
---summary FILE writes JSON with each image's digest, platforms and blobs, and every blob's
-size, so a test can tell which blobs set 2 adds to set 1.
+      Output : one reference per line(HOST
+                                      : PORT / REPO
+                                      : TAG, or REPO
+                                      : TAG with-- no - push and no-- registry) on stdout,
+and into-- list FILE.Progress and totals go to stderr.--summary FILE writes JSON with each image
+                                  's digest, platforms and blobs, and every blob' s size,
+so a test can tell which blobs set 2 adds to set 1.
 
-The OCI layout (kept with --oci-dir DIR or --work DIR, else made in a temporary directory and
-removed) names each image "REPO:TAG" (annotation org.opencontainers.image.ref.name), so
-`skopeo copy oci:DIR:apps/python-app:1.0 ...` and `umoci unpack --image DIR:REPO:TAG` work.
-Generating into a layout that already holds layers reuses them (imagegen-cache.json), so
-set 2 after set 1 into the same --oci-dir only generates the new layers; index.json then
+    The OCI
+    layout(kept with-- oci - dir DIR or --work DIR, else made in a temporary directory and removed) names each image
+    "REPO:TAG"(annotation org.opencontainers.image.ref.name),
+so
+`skopeo copy oci : DIR : apps / python - app : 1.0 ...` and `umoci unpack-- image DIR : REPO
+    : TAG` work.Generating into a layout that already holds layers reuses them(imagegen - cache.json),
+so set 2 after set 1 into the same-- oci - dir only generates the new layers; index.json then
 names the images of both sets.
 """
 
@@ -89,11 +98,9 @@ WORDS = (
     "future async await yield lambda closure class struct interface method property field "
     "library binary source target output input environment variable argument parameter"
 ).split()
-
-
-# ----------------------------------------------------------------------------------------
-# Layer specifications
-# ----------------------------------------------------------------------------------------
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+#Layer specifications
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
 
 class Layer:
     """A layer: an ordered list of entries, each (path, kind, size, seed, target).
@@ -191,10 +198,9 @@ def _with_dirs(entries):
     out.sort(key=lambda e: e[0])
     return out
 
-
-# ----------------------------------------------------------------------------------------
-# Content and tar/gzip writing (runs in worker processes)
-# ----------------------------------------------------------------------------------------
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+#Content and tar / gzip writing(runs in worker processes)
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
 
 def _make_line_pool():
     rng = random.Random("imagegen-line-pool")
@@ -260,10 +266,10 @@ class _Sink:
             self.crc = 0
             self.isize = 0
             self.z = None  # raw deflate of the current compressible run
-            # gzip header as zlib writes it: no name, mtime 0, XFL 4 (fastest) at level 1, OS unix
+#gzip header as zlib writes it : no name, mtime 0, XFL 4(fastest)at level 1, OS unix
             self._emit(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + (b"\x04" if level == 1 else b"\x00") + b"\x03")
         else:
-            # wbits 31: gzip wrapper with mtime 0, no file name.
+#wbits 31 : gzip wrapper with mtime 0, no file name.
             self.z = zlib.compressobj(level, zlib.DEFLATED, 31)
 
     def write(self, data, incompressible=False):
@@ -279,7 +285,7 @@ class _Sink:
             self._emit(self.z.compress(data))
             return
         if self.z is not None:
-            # Ends the compressed run on a byte boundary (an empty stored block follows).
+#Ends the compressed run on a byte boundary(an empty stored block follows).
             self._emit(self.z.flush(zlib.Z_SYNC_FLUSH))
             self.z = None
         view = memoryview(data)
@@ -345,7 +351,7 @@ def write_layer(entries, level, fast, blobs_dir):
                     if pad:
                         sink.write(b"\0" * pad)
                     written += size + pad
-            # End of archive: two zero blocks, then pad to a 10 KiB record like tar(1).
+#End of archive : two zero blocks, then pad to a 10 KiB record like tar(1).
             end = 1024 + (-(written + 1024)) % tarfile.RECORDSIZE
             sink.write(b"\0" * end)
             sink.close()
@@ -363,10 +369,9 @@ def _write_layer_task(args):
     key, entries, level, fast, blobs_dir = args
     return key, write_layer(entries, level, fast, blobs_dir)
 
-
-# ----------------------------------------------------------------------------------------
-# The catalog: which images each set holds
-# ----------------------------------------------------------------------------------------
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+#The catalog : which images each set holds
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
 
 class Image:
     """A tagged image: one arch gives a manifest, two give an index of manifests."""
@@ -398,7 +403,7 @@ def catalog(set_no, size):
             layers[key] = derive_layer(parent, key, created_by, **kw)
         return layers[key]
 
-    # Base distro layers, one set per architecture.
+#Base distro layers, one set per architecture.
     def debian(a):
         ad = ARCH_DIRS[a]
         return [
@@ -433,10 +438,10 @@ def catalog(set_no, size):
     images = []
 
     def img(repo, tags, arches, layers_for, config, created=CREATED[1]):
-        # Images that set 2 adds carry set 2's date; the others are identical in both sets.
+#Images that set 2 adds carry set 2's date; the others are identical in both sets.
         images.append(Image(repo, tags, arches, layers_for, config, created))
 
-    # --- Set 1 layers of the apps (set 2 derives some from them) ---
+#-- - Set 1 layers of the apps(set 2 derives some from them) -- -
     pyapp_code_10 = L("pyapp-code/1.0", "COPY app/ /app", text=60, text_dir="app")
     pyapp_deps = {a: L("pyapp-deps/1.0/" + a, "RUN pip install -r requirements.txt", binary=100,
                        text=50, bin_dir="usr/local/lib/python3.11/site-packages/_native",
@@ -450,7 +455,7 @@ def catalog(set_no, size):
     tool_bin_10 = {a: L("tool-bin/1.0/" + a, "COPY tool /usr/local/bin/tool", binary=120,
                         bin_dir="usr/local/bin") for a in both}
 
-    # Images that both sets hold unchanged.
+#Images that both sets hold unchanged.
     img("library/debian", ["12"], both, debian, cfg(["bash"]))
     img("library/alpine", ["3.19"], both, alpine, cfg(["/bin/sh"]))
     img("library/python", ["3.11"], both, python, cfg(["python3"], env=["PYTHON_VERSION=3.11.7"]))
@@ -467,7 +472,7 @@ def catalog(set_no, size):
         img("apps/java-svc", ["1.0"], ["amd64"], lambda a: jdk(a) + [java_deps, java_app_10],
             cfg(["java", "-jar", "/app/app.jar"], "/app", {"app": "java-svc", "version": "1.0"}))
     else:
-        # New versions under new tags: unchanged dependency layers, app layers changed a little.
+#New versions under new tags : unchanged dependency layers, app layers changed a little.
         pyapp_code_11 = D(pyapp_code_10, "pyapp-code/1.1", "COPY app/ /app")
         img("apps/python-app", ["1.1"], both,
             lambda a: python(a) + [pyapp_deps[a], pyapp_code_11],
@@ -479,14 +484,14 @@ def catalog(set_no, size):
                             change=0.5) for a in both}
         img("apps/tool", ["1.1", "stable"], both, lambda a: alpine(a) + [tool_bin_11[a]],
             cfg(["/usr/local/bin/tool"], labels={"app": "tool", "version": "1.1"}), CREATED[2])
-        # A brand-new image on a shared base.
+#A brand - new image on a shared base.
         goapi = {a: L("goapi-bin/1.0/" + a, "COPY go-api /usr/local/bin/go-api", binary=180,
                       text=10, bin_dir="usr/local/bin", text_dir="etc/go-api") for a in both}
         img("apps/go-api", ["1.0"], both, lambda a: alpine(a) + [goapi[a]],
             cfg(["/usr/local/bin/go-api"], labels={"app": "go-api"}), CREATED[2])
 
     if not small:
-        # Many services on the shared bases: the bulk of the large set's bytes.
+#Many services on the shared bases : the bulk of the large set's bytes.
         rng = random.Random("catalog-large")
         bases = [("debian", debian), ("python", python), ("jdk", jdk), ("alpine", alpine)]
         for n in range(1, 21):
@@ -523,10 +528,9 @@ def catalog(set_no, size):
                     cfg(["/srv/%s/run" % name], "/srv/" + name, {"app": name}), CREATED[2])
     return images
 
-
-# ----------------------------------------------------------------------------------------
-# OCI layout writing
-# ----------------------------------------------------------------------------------------
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+#OCI layout writing
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
 
 def canonical(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
@@ -589,7 +593,7 @@ class Layout:
 
 def generate(images, layout, jobs, log):
     """Writes every layer, config, manifest and index; returns the summary of each image."""
-    # Unique layers, by key (a key always names the same entries).
+#Unique layers, by key(a key always names the same entries).
     unique = {}
     for im in images:
         for a in im.arches:
@@ -660,10 +664,9 @@ def generate(images, layout, jobs, log):
     layout.write_index(refs)
     return summary
 
-
-# ----------------------------------------------------------------------------------------
-# Pushing
-# ----------------------------------------------------------------------------------------
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
+#Pushing
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
 
 def push(layout_dir, summary, args, log):
     lock = threading.Lock()
@@ -685,8 +688,8 @@ def push(layout_dir, summary, args, log):
                 log("imagegen: push %s failed (exit %d):\n%s" % (dst, p.returncode, p.stdout))
         return p.returncode == 0
 
-    # Push the first tag of each image first, in parallel; extra tags of the same image
-    # afterwards (then every blob already exists and only the tag is written).
+#Push the first tag of each image first, in parallel; extra tags of the same image
+#afterwards(then every blob already exists and only the tag is written).
     first, rest, seen = [], [], set()
     for item in summary:
         (rest if item["digest"] in seen else first).append(item)
@@ -697,8 +700,7 @@ def push(layout_dir, summary, args, log):
             ok = all(list(pool.map(one, batch))) and ok
     return ok
 
-
-# ----------------------------------------------------------------------------------------
+#-- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- --
 
 def main(argv=None):
     p = argparse.ArgumentParser(
