@@ -24,11 +24,6 @@ bool IsAttestationOrUnknown(const index::Descriptor& d) {
 
 }  // namespace
 
-std::string ImageRefName(const index::Reference& ref) {
-  std::string name = "image/" + ref.registry + "/" + ref.repository;
-  return ref.tag.empty() ? name + "@" + ref.digest : name + ":" + ref.tag;
-}
-
 struct Puller::Impl {
   store::Store& store;
   PullOptions options;
@@ -237,7 +232,7 @@ struct Puller::Impl {
     SILO_ASSIGN_OR_RETURN(FetchedManifest top, client.GetManifest(r.repository, r.Identifier()));
     item.digest = top.digest;
     SILO_ASSIGN_OR_RETURN(index::Manifest parsed, index::ParseManifest(top.bytes, top.media_type));
-    std::string ref = ImageRefName(r);
+    std::string ref = index::ImageRefName(r);
     if (!parsed.is_index()) {
       if (!options.platforms.empty()) {
         SILO_ASSIGN_OR_RETURN(index::Platform p, ConfigPlatform(client, r.repository, parsed, item));

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "index/image.h"
 #include "index/manifest.h"
 #include "index/reference.h"
 #include "store/store.h"
@@ -64,9 +65,5 @@ class Puller {
   std::unique_ptr<Impl> impl_;
   PullCounters counters_;
 };
-
-// The ref an image is recorded under: "image/<registry>/<repo>:<tag>", or
-// "image/<registry>/<repo>@<digest>" when pulled by digest alone.
-std::string ImageRefName(const index::Reference& ref);
 
 }  // namespace silo::transfer
