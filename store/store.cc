@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "store/crc32c.h"
 #include "store/rocks.h"
 #include "store/store_impl.h"
 
@@ -149,6 +150,11 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
     return FromRocks(rs, ctx);
   }
   s->db_.reset(raw);
+  if (!Crc32cIsHardware()) {
+    // Records in RocksDB's LOG why checksumming costs more CPU than it should.
+    rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL, raw->GetDBOptions().info_log,
+                 "silo: RocksDB CRC32C runs in software (no SSE4.2, or the interposer was not linked)");
+  }
   SILO_TRY(s->InitMeta(options, !is_db).WithContext(ctx));
   s->pool_ = std::make_unique<ThreadPool>(options.threads);
   return std::unique_ptr<Store>(std::move(s));
