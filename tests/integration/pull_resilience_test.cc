@@ -122,7 +122,9 @@ TEST(PullResilience, RegistryKilledMidBlobAndRestartedResumesWithoutRefetching) 
   EXPECT_EQ(Digest(cat.out), layer);
 }
 
-TEST(PullResilience, CtrlCStopsCleanlyWritesTheFailedListAndTheNextRunResumes) {
+// Interrupts a pull mid-blob with `signal`: it stops within seconds with exit code 130,
+// lists the image as failed, leaves nothing half-written visible, and the next run resumes.
+void InterruptStopsCleanlyAndTheNextRunResumes(int signal) {
   TempDir tmp;
   Registry registry(tmp / "registry");
   registry.Start();
@@ -130,9 +132,9 @@ TEST(PullResilience, CtrlCStopsCleanlyWritesTheFailedListAndTheNextRunResumes) {
   auto [ref, layer] = PushBigImage(registry, tmp, "big/app", size);
   Process pull = StartPull(tmp, {"--plain-http", registry.host_port(), "--limit-rate", "10M", ref});
   std::this_thread::sleep_for(milliseconds(2500));
-  ASSERT_EQ(::kill(pull.pid(), SIGINT), 0);
+  ASSERT_EQ(::kill(pull.pid(), signal), 0);
   auto status = pull.Wait(std::chrono::seconds(10));  // within seconds
-  ASSERT_TRUE(status.has_value()) << "still running after SIGINT";
+  ASSERT_TRUE(status.has_value()) << "still running after signal " << signal;
   EXPECT_EQ(*status, 130);
   EXPECT_EQ(Trim(ReadFileToString(tmp / "failed.txt")), ref);
   EXPECT_NE(RunSilo(tmp / "store", {"stat", layer}).code, 0);  // nothing half-written is visible
@@ -147,6 +149,14 @@ TEST(PullResilience, CtrlCStopsCleanlyWritesTheFailedListAndTheNextRunResumes) {
   EXPECT_LT(fetched, static_cast<double>(size) - (4 << 20)) << again.err;
   CliResult cat = RunSilo(tmp / "store", {"cat", layer});
   EXPECT_EQ(Digest(cat.out), layer);
+}
+
+TEST(PullResilience, CtrlCStopsCleanlyWritesTheFailedListAndTheNextRunResumes) {
+  InterruptStopsCleanlyAndTheNextRunResumes(SIGINT);
+}
+
+TEST(PullResilience, SigtermStopsCleanlyWritesTheFailedListAndTheNextRunResumes) {
+  InterruptStopsCleanlyAndTheNextRunResumes(SIGTERM);
 }
 
 TEST(PullResilience, FaultyNetworkStillGetsEveryImageWhole) {
