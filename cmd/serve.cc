@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cmd/command.h"
+#include "transfer/server/admin_api.h"
 #include "transfer/server/daemon.h"
 #include "transfer/server/registry_api.h"
 #include "transfer/server/server.h"
@@ -82,8 +83,12 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   ro.default_registry = a.default_registry;
   ro.read_only = a.read_only;
   server::RegistryApi api(*store, ro);
+  auto token = server::NewAdminToken();
+  if (!token.ok()) return fail(token.status());
+  server::AdminApi admin(*store, *token);
   server::Router router;
   api.Register(router);
+  admin.Register(router);
   server::Server srv(std::move(router), so);
   srv.SetMetricsHook([&api] { return api.MetricsText(); });
   if (Status s = srv.Start(); !s.ok()) return fail(s);
@@ -93,6 +98,7 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   std::string scheme = a.tls_cert.empty() ? "http://" : "https://";
   for (const auto& e : srv.endpoints()) info.endpoints.push_back(scheme + e);
   info.args = a.raw_args;
+  info.token = *token;
   if (Status s = server::WritePidfile(pidfile, info); !s.ok()) return fail(s);
   if (!g.quiet) std::fprintf(stderr, "silo serve: store %s on %s\n", g.store_path.c_str(), Endpoints(info).c_str());
   server::DaemonReady();

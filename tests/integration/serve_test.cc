@@ -471,6 +471,24 @@ TEST_F(ServeTest, OtherCommandsOnAStoreTheServerOwns) {
   EXPECT_NE(second.err.find(std::to_string(server->process().pid())), std::string::npos) << second.err;
 }
 
+TEST_F(ServeTest, PullOnAServedStoreRunsInTheServer) {
+  auto server = Serve();
+  auto pull = RunSilo(store(), {"pull", "--plain-http", registry_->host_port(), "--failed-file", tmp_ / "failed.txt",
+                                refs_->at(2), registry_->host_port() + "/no/such:image"});
+  EXPECT_EQ(pull.code, 1) << pull.err;
+  EXPECT_NE(pull.err.find("pid " + std::to_string(server->process().pid())), std::string::npos) << pull.err;
+  EXPECT_EQ(Trim(ReadFileToString(tmp_ / "failed.txt")), registry_->host_port() + "/no/such:image");
+  // The pulled image is in the store the server serves, under its registry's name.
+  std::string reg = registry_->host_port();
+  std::string served = server->host_port() + "/" + reg.substr(0, reg.find(':')) + "_" + reg.substr(reg.find(':') + 1) +
+                       "/" + RepoAndTag(refs_->at(2));
+  EXPECT_EQ(DigestOf(SkopeoRaw(served)), DigestOf(SkopeoRaw(refs_->at(2))));
+  EXPECT_NE(pull.out.find(DigestOf(SkopeoRaw(refs_->at(2)))), std::string::npos) << pull.out;
+  // Without the token the admin endpoint refuses.
+  auto anon = Curl({"-X", "POST", "--data-binary", "ref x", server->url() + "/silo/v1/pull"});
+  EXPECT_EQ(anon.status, 401);
+}
+
 TEST_F(ServeTest, DaemonStatusStopAndRestart) {
   int port = FreeLoopbackPort();
   std::string listen = "127.0.0.1:" + std::to_string(port);

@@ -46,10 +46,11 @@ Status WritePidfile(const std::string& path, const ServeInfo& info) {
     if (!out) return Status::FromErrno("pidfile " + tmp, errno);
     out << info.pid << "\n";
     for (size_t i = 0; i < info.endpoints.size(); ++i) out << (i ? " " : "") << info.endpoints[i];
-    out << "\n";
+    out << "\n" << info.token << "\n";
     for (const auto& a : info.args) out << a << "\n";
     if (!out.flush()) return Status::FromErrno("pidfile " + tmp, errno);
   }
+  if (::chmod(tmp.c_str(), 0600) != 0) return Status::FromErrno("pidfile " + tmp, errno);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno("pidfile " + path, errno);
   return Status::Ok();
 }
@@ -73,6 +74,7 @@ Result<std::optional<ServeInfo>> ReadPidfile(const std::string& path) {
     std::string w;
     while (words >> w) info.endpoints.push_back(w);
   }
+  if (std::getline(in, line)) info.token = line;
   while (std::getline(in, line)) info.args.push_back(line);
   if (!Running(info.pid)) return std::optional<ServeInfo>();
   return std::optional<ServeInfo>(std::move(info));

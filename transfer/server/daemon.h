@@ -17,13 +17,14 @@ namespace silo::server {
 // What the pidfile records.
 struct ServeInfo {
   pid_t pid = -1;
-  std::vector<std::string> endpoints;  // "127.0.0.1:5000", with "https://" when TLS
+  std::vector<std::string> endpoints;  // "http://127.0.0.1:5000", "https://[::1]:5000"
+  std::string token;                   // admin token for writing commands (admin_api.h)
   std::vector<std::string> args;       // the serve arguments, for restart
 };
 
 // "<store>/serve.pid".
 std::string PidfilePath(const std::string& store_path);
-// Writes the pidfile atomically (temp file + rename).
+// Writes the pidfile atomically (temp file + rename), readable only by its owner.
 Status WritePidfile(const std::string& path, const ServeInfo& info);
 // The running server recorded in `path`: nullopt when there is no pidfile or its process
 // is gone (a stale file from a crash); an error only when the file cannot be read.
