@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   RegisterTreeIndex(app, ctx);
   RegisterArchive(app, ctx);
   RegisterImport(app, ctx);
+  RegisterServe(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -8,11 +8,14 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "cmd/command.h"
 #include "index/reference.h"
 #include "transfer/release.h"
+#include "transfer/server/admin_api.h"
+#include "transfer/server/daemon.h"
 #include "util/interrupt.h"
 #include "util/progress.h"
 #include "util/units.h"
@@ -126,6 +129,69 @@ Result<std::vector<index::Platform>> Platforms(const PullArgs& a) {
   return out;
 }
 
+// Writes the failed list and says how to retry.
+void WriteFailedList(const PullArgs& a, const std::vector<std::string>& failed) {
+  if (failed.empty()) return;
+  std::ofstream f(a.failed_file, std::ios::trunc);
+  for (const auto& in : failed) f << in << "\n";
+  if (!f) {
+    std::fprintf(stderr, "silo: cannot write the failed list %s\n", a.failed_file.c_str());
+  } else {
+    std::fprintf(stderr, "silo: %zu image(s) failed; retry them with: silo pull -f %s\n", failed.size(),
+                 a.failed_file.c_str());
+  }
+}
+
+// The pull runs in the server that owns the store (transfer/server/admin_api.h).
+int PullViaServer(const Globals& g, const PullArgs& a, const std::vector<transfer::PullItem>& items,
+                  const transfer::PullOptions& o, const server::ServeInfo& served) {
+  if (!a.release.empty() || !a.limit_rate.empty() || !a.authfile.empty()) {
+    return Fail(
+        Status::InvalidArgument("--release, --limit-rate and --authfile are not supported while silo serve (pid " +
+                                std::to_string(served.pid) + ") owns the store; stop it first"));
+  }
+  std::string body;
+  for (const auto& item : items) body += "ref " + item.reference.ToString() + "\n";
+  for (const auto& p : o.platforms) {
+    if (p.os.empty() || p.architecture.empty()) {
+      return Fail(Status::InvalidArgument("through a running silo serve, name platforms as --platform OS/ARCH"));
+    }
+    body += "platform " + p.ToString() + "\n";
+  }
+  for (const auto& h : o.plain_http_registries) body += "plain-http " + h + "\n";
+  if (!o.registry.http.tls_verify) body += "tls-verify false\n";
+  if (!o.registry.http.ca_file.empty()) body += "ca-cert " + o.registry.http.ca_file + "\n";
+  if (!a.creds.empty()) body += "creds " + a.creds + "\n";
+  if (o.fail_without_platform) body += "fail-without-platform\n";
+  body += "jobs " + std::to_string(o.jobs) + "\nblob-jobs " + std::to_string(o.blob_jobs) + "\nretries " +
+          std::to_string(o.registry.retries) + "\n";
+  Note(g, "pull: silo serve (pid " + std::to_string(served.pid) + ") owns the store; it pulls");
+  auto answer = server::CallAdmin(served, "/silo/v1/pull", body);
+  if (!answer.ok()) return Fail(answer.status());
+  std::vector<std::string> failed;
+  std::istringstream lines(*answer);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t sp = line.find(' ');
+    std::string kind = line.substr(0, sp), rest = sp == std::string::npos ? "" : line.substr(sp + 1);
+    size_t tab = rest.find('\t');
+    if (kind == "ok") {
+      if (!g.quiet) std::printf("%s\n", rest.c_str());
+    } else if (kind == "failed") {
+      std::fprintf(stderr, "silo: %s\n", rest.substr(tab == std::string::npos ? 0 : tab + 1).c_str());
+      failed.push_back(rest.substr(0, tab));
+    } else if (kind == "warning") {
+      std::fprintf(stderr, "silo: warning: %s: %s\n", rest.substr(0, tab).c_str(),
+                   rest.substr(tab == std::string::npos ? 0 : tab + 1).c_str());
+    } else if (kind == "summary") {
+      Note(g, "pull: " + rest);
+    }
+  }
+  std::fflush(stdout);
+  WriteFailedList(a, failed);
+  return failed.empty() ? kExitOk : kExitFailed;
+}
+
 int RunPull(const Globals& g, PullArgs& a) {
   std::vector<std::string> inputs = a.refs;
   if (!a.file.empty()) {
@@ -169,6 +235,11 @@ int RunPull(const Globals& g, PullArgs& a) {
   }
   o.registry.credentials = std::make_shared<transfer::CredentialStore>(std::move(*creds));
 
+  // A running `silo serve` owns the store: it does the pull.
+  if (!a.dry_run) {
+    auto served = server::ReadPidfile(server::PidfilePath(g.store_path));
+    if (served.ok() && *served && !(*served)->token.empty()) return PullViaServer(g, a, items, o, **served);
+  }
   auto store = OpenStore(g, a.dry_run ? Access::kRead : Access::kWrite);
   if (!store) return kExitUsage;
   transfer::Puller puller(*store, o);
@@ -215,16 +286,7 @@ int RunPull(const Globals& g, PullArgs& a) {
     }
   }
   std::fflush(stdout);
-  if (!failed.empty()) {
-    std::ofstream f(a.failed_file, std::ios::trunc);
-    for (const auto& in : failed) f << in << "\n";
-    if (!f) {
-      std::fprintf(stderr, "silo: cannot write the failed list %s\n", a.failed_file.c_str());
-    } else {
-      std::fprintf(stderr, "silo: %zu image(s) failed; retry them with: silo pull -f %s\n", failed.size(),
-                   a.failed_file.c_str());
-    }
-  }
+  WriteFailedList(a, failed);
   const auto& c = puller.counters();
   double secs = view.seconds();
   Note(g, "pull: " + std::to_string(items.size() - failed.size()) + " image(s) pulled, " +
