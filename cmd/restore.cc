@@ -13,6 +13,7 @@ struct RestoreArgs {
   std::string snapshot;
   std::string dir;
   bool delete_extra = false;
+  bool verify = false;
   size_t threads = 0;
 };
 
@@ -27,6 +28,8 @@ int RunRestore(const Globals& g, const RestoreArgs& a) {
                         : 0);
   transfer::RestoreOptions opts;
   opts.delete_extra = a.delete_extra;
+  opts.verify_content = a.verify;
+  opts.root_metadata = resolved->has_metadata;
   opts.threads = a.threads;
   opts.progress = &progress;
   opts.on_warning = [&](const std::string& m) {
@@ -38,8 +41,9 @@ int RunRestore(const Globals& g, const RestoreArgs& a) {
   if (!r.ok()) return Fail(r.status().WithContext("restore " + a.snapshot));
   Note(g, "restore " + resolved->snapshot.record.name + "@" + resolved->snapshot.id + " to " + a.dir + ": " +
               std::to_string(r->files_written) + " files written, " + std::to_string(r->files_unchanged) +
-              " unchanged" + (r->metadata_fixed ? " (" + std::to_string(r->metadata_fixed) + " metadata fixed)" : "") +
-              ", " + std::to_string(r->dirs) + " dirs, " + std::to_string(r->symlinks) + " symlinks, " +
+              " unchanged" + (a.verify ? " (" + std::to_string(r->files_verified) + " by content)" : "") +
+              (r->metadata_fixed ? " (" + std::to_string(r->metadata_fixed) + " metadata fixed)" : "") + ", " +
+              std::to_string(r->dirs) + " dirs, " + std::to_string(r->symlinks) + " symlinks, " +
               std::to_string(r->hardlinks) + " hardlinks, " + std::to_string(r->deleted) + " deleted; " +
               FormatBytes(r->bytes_written) + " written, " + FormatDuration(progress.elapsed_seconds()) +
               (r->errors ? "; " + std::to_string(r->errors) + " errors" : ""));
@@ -54,6 +58,8 @@ void RegisterRestore(CLI::App& app, Context& ctx) {
   sub->add_option("snapshot", a->snapshot, "NAME, NAME@ID, NAME:PATH")->required();
   sub->add_option("dir", a->dir, "Target directory (created if missing)")->required();
   sub->add_flag("--delete", a->delete_extra, "Remove what the snapshot lacks from DIR");
+  sub->add_flag("--verify", a->verify,
+                "Compare existing files by content (SHA-256) instead of trusting size and mtime");
   sub->add_option("--threads", a->threads, "Parallel file writers (default: one per CPU)");
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunRestore(ctx.globals, *a); }; });
 }

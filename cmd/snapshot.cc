@@ -97,7 +97,8 @@ int RunSnapshot(const Globals& g, SnapshotArgs& a) {
               FormatBytes(st.total_bytes) + " in the snapshot; " + FormatDuration(secs) +
               (st.changed_during_read ? "; " + std::to_string(st.changed_during_read) + " changed while read" : "") +
               (st.skipped ? "; " + std::to_string(st.skipped) + " skipped" : "") +
-              (st.errors ? "; " + std::to_string(st.errors) + " errors" : ""));
+              (st.errors ? "; " + std::to_string(st.errors) + " errors" : "") +
+              (st.cache_pruned ? "; " + std::to_string(st.cache_pruned) + " stale stat-cache entries pruned" : ""));
   return st.errors ? kExitFailed : kExitOk;
 }
 

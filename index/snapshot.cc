@@ -12,7 +12,9 @@
 namespace silo::index {
 namespace {
 
-constexpr std::string_view kMagic = "silo-snapshot-1\n";
+// Version 2 adds the root entry; version 1 records are still read.
+constexpr std::string_view kMagicV1 = "silo-snapshot-1\n";
+constexpr std::string_view kMagic = "silo-snapshot-2\n";
 
 bool ReadDigest(codec::Reader& r, store::Digest* d) {
   std::string_view raw;
@@ -43,11 +45,18 @@ std::string EncodeSnapshot(const SnapshotRecord& r) {
   codec::PutVarint(&out, r.files);
   codec::PutVarint(&out, r.dirs);
   codec::PutVarint(&out, r.bytes);
+  out.push_back(r.root_entry ? 1 : 0);
+  if (r.root_entry) {
+    Tree t;
+    t.entries.push_back(*r.root_entry);
+    codec::PutBytes(&out, EncodeTree(std::move(t)));
+  }
   return out;
 }
 
 Result<SnapshotRecord> DecodeSnapshot(std::string_view data) {
-  if (data.substr(0, kMagic.size()) != kMagic) return Status::Corruption("not a silo snapshot record");
+  bool v1 = data.substr(0, kMagicV1.size()) == kMagicV1;
+  if (!v1 && data.substr(0, kMagic.size()) != kMagic) return Status::Corruption("not a silo snapshot record");
   codec::Reader r(data.substr(kMagic.size()));
   SnapshotRecord rec;
   uint8_t has_parent = 0;
@@ -64,8 +73,18 @@ Result<SnapshotRecord> DecodeSnapshot(std::string_view data) {
     ok = r.Bytes(&s.key, 4096) && r.Bytes(&s.path, 65536) && ReadDigest(r, &s.tree);
     rec.sources.push_back(std::move(s));
   }
-  ok = ok && r.Varint(&rec.files) && r.Varint(&rec.dirs) && r.Varint(&rec.bytes) && r.done();
-  if (!ok) return Status::Corruption("snapshot record: truncated or malformed");
+  ok = ok && r.Varint(&rec.files) && r.Varint(&rec.dirs) && r.Varint(&rec.bytes);
+  uint8_t has_root_entry = 0;
+  std::string root_tree;
+  if (ok && !v1) ok = r.Byte(&has_root_entry) && (!has_root_entry || r.Bytes(&root_tree));
+  if (!ok || !r.done()) return Status::Corruption("snapshot record: truncated or malformed");
+  if (has_root_entry) {
+    SILO_ASSIGN_OR_RETURN(Tree t, DecodeTree(root_tree).WithContext("snapshot record: root entry"));
+    if (t.entries.size() != 1 || t.entries[0].type != EntryType::kDir || t.entries[0].digest != rec.root) {
+      return Status::Corruption("snapshot record: the root entry is not the root directory");
+    }
+    rec.root_entry = std::move(t.entries[0]);
+  }
   return rec;
 }
 

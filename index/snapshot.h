@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "index/tree.h"
 #include "store/store.h"
 #include "util/result.h"
 
@@ -35,6 +36,10 @@ struct SnapshotRecord {
   // source key when there are several.
   store::Digest root;
   std::vector<SnapshotSource> sources;
+  // The metadata (mode, owner, mtime, attributes) of the directory `root` was taken from,
+  // when the root is a single source's own tree; its name is the source key and its
+  // digest `root`. Absent for several sources (the root is then a tree silo made).
+  std::optional<TreeEntry> root_entry;
   uint64_t files = 0;
   uint64_t dirs = 0;
   uint64_t bytes = 0;  // sum of file sizes

@@ -4,6 +4,10 @@
 
 namespace silo::index {
 
+std::string StatCacheSpace(std::string_view snapshot_name) {
+  return "statcache/" + std::string(snapshot_name);
+}
+
 std::string StatCacheKey(uint64_t device, uint64_t inode) {
   std::string key(16, '\0');
   for (int i = 0; i < 8; ++i) {

@@ -1,8 +1,10 @@
 // The stat cache: for each file a snapshot has read, what it looked like (size, mtime,
 // ctime) and the content object it became, keyed by (device, inode). A later snapshot
 // trusts an entry whose size, mtime and ctime all still match, and does not read the file
-// again. Kept in the store index space kStatCacheSpace; entries are hints, never roots (an
-// entry may name an object gc has since removed; callers check).
+// again. Each snapshot name has its own cache, the store index space
+// StatCacheSpace(name), so that a snapshot can prune the entries of files it no longer
+// sees without touching another name's. Entries are hints, never roots (an entry may name
+// an object gc has since removed; callers check).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +15,8 @@
 
 namespace silo::index {
 
-inline constexpr std::string_view kStatCacheSpace = "statcache";
+// "statcache/NAME": the index space of snapshot name NAME's stat cache.
+std::string StatCacheSpace(std::string_view snapshot_name);
 
 struct StatCacheValue {
   uint64_t size = 0;

@@ -32,6 +32,25 @@ Result<std::optional<std::string>> StoreImpl::GetIndex(std::string_view space, s
   return std::optional<std::string>(std::move(value));
 }
 
+Result<std::vector<std::optional<std::string>>> StoreImpl::GetIndexMany(std::string_view space,
+                                                                        std::span<const std::string> keys) {
+  SILO_TRY(CheckSpace(space));
+  std::vector<std::string> full;
+  full.reserve(keys.size());
+  for (const auto& k : keys) full.push_back(IndexKey(space, k));
+  std::vector<rocksdb::Slice> slices(full.begin(), full.end());
+  std::vector<rocksdb::PinnableSlice> values(full.size());
+  std::vector<rocksdb::Status> statuses(full.size());
+  db_->MultiGet(rocksdb::ReadOptions(), index(), slices.size(), slices.data(), values.data(), statuses.data());
+  std::vector<std::optional<std::string>> out(full.size());
+  for (size_t i = 0; i < full.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    SILO_TRY(FromRocks(statuses[i], "index " + std::string(space)));
+    out[i] = values[i].ToString();
+  }
+  return out;
+}
+
 Status StoreImpl::PutIndex(std::string_view space, std::string_view key, std::string_view value) {
   std::pair<std::string, std::optional<std::string>> change{std::string(key), std::string(value)};
   return WriteIndex(space, {&change, 1});

@@ -124,6 +124,13 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   for (int i = 0; i < kCfCount; ++i) {
     auto o = i == kChunks ? ChunkCfOptions(cache) : RecordCfOptions(cache);
+    // Object records hold small objects inline (files up to inline_max, snapshot trees):
+    // zstd keeps them markedly smaller than LZ4 (a store of many small files is mostly
+    // these). A setting of the files written from now on; older files stay readable.
+    if (i == kObjects) {
+      o.compression = rocksdb::kZSTD;
+      o.compression_opts.level = 1;  // compactions rewrite these often: the fast level
+    }
     descs.emplace_back(kCfNames[i], o);
   }
 
@@ -237,8 +244,9 @@ Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
   return DecodeChunk(value.ToStringView(), out).WithContext("chunk " + ToHex(id).substr(0, 12));
 }
 
-Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size) {
-  EncodedChunk enc = EncodeChunk(raw, zstd_level_);
+Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size, int zstd_level) {
+  // A store created without compression ("none") stays without it.
+  EncodedChunk enc = EncodeChunk(raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_);
   ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))};
   *stored_size = meta.stored_length;
   rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());

@@ -49,6 +49,9 @@ struct PutOptions {
   // on Checkpoint()), and a later writer with the same key starts from the last
   // checkpoint (bytes_written() tells where) after re-verifying what was stored.
   std::string resume_key;
+  // zstd level for this object's new chunks (0: the store's own level). Chunks stay
+  // uncompressed when zstd does not save an eighth, whatever the level.
+  int compression_level = 0;
 };
 
 struct ObjectInfo {
@@ -198,6 +201,10 @@ class Store {
   // and values are arbitrary bytes. Index entries are not roots: gc ignores them, so an
   // index must tolerate naming objects that have since been collected.
   virtual Result<std::optional<std::string>> GetIndex(std::string_view space, std::string_view key) = 0;
+  // GetIndex for many keys in one batched lookup: values[i] belongs to keys[i] (nullopt
+  // when absent). Cheaper than one GetIndex per key when there are many.
+  virtual Result<std::vector<std::optional<std::string>>> GetIndexMany(std::string_view space,
+                                                                       std::span<const std::string> keys) = 0;
   virtual Status PutIndex(std::string_view space, std::string_view key, std::string_view value) = 0;
   // Applies puts (value set) and deletes (value nullopt) atomically.
   virtual Status WriteIndex(std::string_view space,

@@ -41,6 +41,8 @@ class StoreImpl final : public Store {
   Result<std::vector<RefEntry>> ListRefs(const std::string& prefix) override;
 
   Result<std::optional<std::string>> GetIndex(std::string_view space, std::string_view key) override;
+  Result<std::vector<std::optional<std::string>>> GetIndexMany(std::string_view space,
+                                                               std::span<const std::string> keys) override;
   Status PutIndex(std::string_view space, std::string_view key, std::string_view value) override;
   Status WriteIndex(std::string_view space,
                     std::span<const std::pair<std::string, std::optional<std::string>>> changes) override;
@@ -78,7 +80,8 @@ class StoreImpl final : public Store {
   Status DropDamagedChunk(const ChunkId& id);
   // Writes a new chunk. Logged writes go through the WAL; unlogged ones (the bulk of large
   // objects) skip it, and EnsureChunksDurable() flushes them before any commit relies on them.
-  Status WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size);
+  // `zstd_level` 0: the store's level.
+  Status WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size, int zstd_level = 0);
   Status EnsureChunksDurable();
   uint64_t DiskUsage() const;
   // Store-wide bound on chunk bytes queued or being written by all writers together, so

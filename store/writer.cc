@@ -287,7 +287,7 @@ class WriterImpl final : public ObjectWriter {
     slot->pinned = true;
     if (store_->ChunkExists(slot->ref.id)) return Status::Ok();
     uint64_t stored = 0;
-    SILO_TRY(store_->WriteChunk(slot->ref.id, data, logged, &stored));
+    SILO_TRY(store_->WriteChunk(slot->ref.id, data, logged, &stored, options_.compression_level));
     std::lock_guard lock(err_mu_);
     ++new_chunks_;
     new_stored_ += stored;

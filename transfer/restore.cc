@@ -17,6 +17,7 @@
 
 #include "transfer/fs_util.h"
 #include "util/fd.h"
+#include "util/hash.h"
 #include "util/interrupt.h"
 #include "util/thread_pool.h"
 
@@ -111,8 +112,12 @@ class Restorer {
             return Status::Ok();
           }
         }
-        if (exists && static_cast<uint64_t>(st.st_size) == e.size && fs::MtimeNs(st) == e.mtime_ns) {
-          stats_.files_unchanged++;
+        bool same_size = exists && static_cast<uint64_t>(st.st_size) == e.size;
+        if (same_size && !opts_.verify_content && fs::MtimeNs(st) == e.mtime_ns) {
+          {
+            std::lock_guard lock(mu_);
+            stats_.files_unchanged++;
+          }
           bool owner_differs = is_root_ && (st.st_uid != e.uid || st.st_gid != e.gid);
           if ((st.st_mode & 07777) != e.mode || owner_differs || !e.xattrs.empty()) {
             // chmod first: the file may not be readable as it is (mode 0).
@@ -121,14 +126,19 @@ class Restorer {
             }
             Fd fd(::openat(dfd, e.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
             if (!fd.valid()) return Error(Status::FromErrno("open " + path, errno));
-            if (ApplyMeta(fd.get(), e, path, true) || (st.st_mode & 07777) != e.mode) stats_.metadata_fixed++;
+            if (ApplyMeta(fd.get(), e, path, true) || (st.st_mode & 07777) != e.mode) {
+              std::lock_guard lock(mu_);
+              stats_.metadata_fixed++;
+            }
           }
           return Status::Ok();
         }
         wg_.WaitBelow(2 * pool_.size() + 2);
         wg_.Add();
-        pool_.Submit([this, dirfd, e, path] {
-          Status s = WriteFile(dirfd->get(), e, path);
+        const bool compare = same_size && opts_.verify_content;
+        pool_.Submit([this, dirfd, e, path, compare] {
+          Status s = Status::Ok();
+          if (!compare || !KeepIfSameContent(dirfd->get(), e, path)) s = WriteFile(dirfd->get(), e, path);
           if (!s.ok()) {
             if (s.code() == Code::kIO || s.code() == Code::kNotFound || s.code() == Code::kIntegrity) {
               Report(s);
@@ -192,8 +202,9 @@ class Restorer {
   }
 
   // Phase 2 and 3, after phase 1: hardlinks once their first name is written, then
-  // directories' metadata, deepest first.
-  Status Finish() {
+  // directories' metadata, deepest first (`root`'s last, on the target itself, when
+  // options ask for it).
+  Status Finish(const TreeEntry& root) {
     wg_.Wait();
     {
       std::lock_guard lock(mu_);
@@ -245,6 +256,7 @@ class Restorer {
       }
       ApplyMeta(fd->get(), d.entry, d.path, false);
     }
+    if (opts_.root_metadata && root.type == EntryType::kDir) ApplyMeta(rootfd_, root, ".", false);
     stats_.bytes_written = bytes_written_.load();
     return Status::Ok();
   }
@@ -339,6 +351,36 @@ class Restorer {
     }
   }
 
+  // With verify_content: whether the existing file `e.name` (of the right size) already
+  // holds the snapshot's content, by SHA-256. If so its metadata is fixed and it is kept.
+  bool KeepIfSameContent(int dfd, const TreeEntry& e, const std::string& path) {
+    if (Interrupted()) return false;
+    Fd fd(::openat(dfd, e.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    struct stat st {};
+    if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<uint64_t>(st.st_size) != e.size) {
+      return false;
+    }
+    Sha256 h;
+    thread_local std::vector<uint8_t> buf(1 << 20);
+    uint64_t total = 0;
+    for (;;) {
+      ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return false;
+      if (n == 0) break;
+      h.Update({buf.data(), static_cast<size_t>(n)});
+      total += static_cast<uint64_t>(n);
+    }
+    if (total != e.size || store::Digest::Sha256(h.Final()) != e.digest) return false;
+    bool fixed = ApplyMeta(fd.get(), e, path, false) || fs::MtimeNs(st) != e.mtime_ns;
+    std::lock_guard lock(mu_);
+    stats_.files_unchanged++;
+    stats_.files_verified++;
+    if (fixed) stats_.metadata_fixed++;
+    return true;
+  }
+
   Status WriteFile(int dfd, const TreeEntry& e, const std::string& path) {
     {
       std::lock_guard lock(mu_);
@@ -412,7 +454,7 @@ Result<RestoreStats> RestoreTree(store::Store& store, const TreeEntry& root, con
     SILO_TRY(index::ValidateEntryName(root.name));
     SILO_TRY(r.RestoreEntry(rootfd, "", root));
   }
-  SILO_TRY(r.Finish());
+  SILO_TRY(r.Finish(root));
   return r.stats();
 }
 

@@ -20,7 +20,14 @@
 namespace silo::transfer {
 
 struct RestoreOptions {
-  bool delete_extra = false;     // remove what the snapshot lacks
+  bool delete_extra = false;  // remove what the snapshot lacks
+  // For a directory root: also give `target` itself the root's mode, owner, mtime and
+  // attributes (set when the root's metadata was recorded, not made up).
+  bool root_metadata = false;
+  // Compare an existing file of the right size by content (SHA-256 against the snapshot)
+  // instead of trusting a matching size and mtime; files that match are kept (their
+  // metadata fixed), the others rewritten. Slower: reads every such file.
+  bool verify_content = false;
   size_t threads = 0;            // parallel file writers; 0: one per hardware thread (at least 2)
   Progress* progress = nullptr;  // counts bytes written
   std::function<void(const std::string&)> on_warning;
@@ -29,6 +36,7 @@ struct RestoreOptions {
 struct RestoreStats {
   uint64_t files_written = 0;
   uint64_t files_unchanged = 0;
+  uint64_t files_verified = 0;  // of files_unchanged: kept after a content comparison
   uint64_t metadata_fixed = 0;  // kept files whose mode, owner or attributes were fixed
   uint64_t dirs = 0;
   uint64_t symlinks = 0;

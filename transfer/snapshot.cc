@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -30,6 +31,7 @@ using index::TreeEntry;
 constexpr size_t kReadBuffer = 1 << 20;
 constexpr int kReadAttempts = 3;
 constexpr size_t kCacheBatch = 10000;
+constexpr int kSnapshotZstdLevel = 3;
 
 struct DirNode {
   std::vector<TreeEntry> entries;
@@ -62,7 +64,10 @@ bool SameVersion(const struct stat& a, const struct stat& b) {
 class Scanner {
  public:
   Scanner(store::Store& store, const SnapshotRequest& req)
-      : store_(store), req_(req), pool_(req.threads ? req.threads : std::max(2u, std::thread::hardware_concurrency())) {
+      : store_(store),
+        req_(req),
+        pool_(req.threads ? req.threads : std::max(2u, std::thread::hardware_concurrency())),
+        cache_space_(index::StatCacheSpace(req.name)) {
     scan_start_ns_ =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
@@ -144,16 +149,28 @@ class Scanner {
     return index::StoreTree(store_, std::move(tree));
   }
 
+  // Writes the entries of the files read, and deletes the entries of files this scan did
+  // not meet (removed, excluded or unreadable now): the cache holds only what the latest
+  // snapshot of the name saw, so it does not grow with every file that ever existed.
   Status FlushStatCache() {
     std::vector<std::pair<std::string, std::optional<std::string>>> batch;
-    for (auto& [k, v] : cache_updates_) {
-      batch.emplace_back(k, index::EncodeStatCacheValue(v));
-      if (batch.size() == kCacheBatch) {
-        SILO_TRY(store_.WriteIndex(index::kStatCacheSpace, batch));
-        batch.clear();
-      }
-    }
-    if (!batch.empty()) SILO_TRY(store_.WriteIndex(index::kStatCacheSpace, batch));
+    auto add = [&](std::string key, std::optional<std::string> value) -> Status {
+      batch.emplace_back(std::move(key), std::move(value));
+      if (batch.size() < kCacheBatch) return Status::Ok();
+      SILO_TRY(store_.WriteIndex(cache_space_, batch));
+      batch.clear();
+      return Status::Ok();
+    };
+    for (auto& [k, v] : cache_updates_) SILO_TRY(add(k, index::EncodeStatCacheValue(v)));
+    std::sort(seen_.begin(), seen_.end());
+    std::vector<std::string> stale;
+    SILO_TRY(store_.ScanIndex(cache_space_, "", [&](std::string_view key, std::string_view) {
+      if (!std::binary_search(seen_.begin(), seen_.end(), std::string_view(key))) stale.emplace_back(key);
+      return true;
+    }));
+    for (auto& k : stale) SILO_TRY(add(std::move(k), std::nullopt));
+    stats_.cache_pruned = stale.size();
+    if (!batch.empty()) SILO_TRY(store_.WriteIndex(cache_space_, batch));
     return Status::Ok();
   }
 
@@ -263,6 +280,20 @@ class Scanner {
     // name order so hardlink groups are numbered the same way every time.
     std::vector<size_t> cache_hits;
     std::vector<store::Digest> hit_digests;
+    // One batched stat-cache lookup for the directory's files (in entry order).
+    std::vector<std::optional<std::string>> cached;
+    {
+      std::vector<std::string> keys;
+      for (size_t i = 0; i < node->entries.size(); ++i) {
+        if (node->entries[i].type != EntryType::kFile) continue;
+        keys.push_back(index::StatCacheKey(stats[i].st_dev, stats[i].st_ino));
+        seen_.push_back(keys.back());
+      }
+      if (req_.use_stat_cache && !keys.empty()) {
+        SILO_ASSIGN_OR_RETURN(cached, store_.GetIndexMany(cache_space_, keys));
+      }
+    }
+    size_t file_no = 0;
     // Whether every entry's digest is known now (no reads, hardlinks or unsettled subtrees).
     bool settled = !src.leaf_only;
     for (size_t i = 0; i < node->entries.size(); ++i) {
@@ -284,6 +315,8 @@ class Scanner {
         continue;
       }
       if (e.type != EntryType::kFile) continue;
+      const std::optional<std::string>* cache_value = req_.use_stat_cache ? &cached[file_no] : nullptr;
+      ++file_no;
       if (st.st_nlink > 1) {
         settled = false;
         auto [it, fresh] = inodes_.try_emplace({st.st_dev, st.st_ino}, groups_.size());
@@ -292,13 +325,10 @@ class Scanner {
         e.hardlink_group = it->second + 1;
         if (!fresh) continue;  // read once, through the first name
       }
-      std::string key = index::StatCacheKey(st.st_dev, st.st_ino);
       bool had_entry = false;
-      if (req_.use_stat_cache) {
-        auto cached = store_.GetIndex(index::kStatCacheSpace, key);
-        if (!cached.ok()) return cached.status();
+      if (cache_value) {
         index::StatCacheValue v;
-        if (*cached && index::DecodeStatCacheValue(**cached, &v)) {
+        if (*cache_value && index::DecodeStatCacheValue(**cache_value, &v)) {
           had_entry = true;
           if (v.size == static_cast<uint64_t>(st.st_size) && v.mtime_ns == fs::MtimeNs(st) &&
               v.ctime_ns == fs::CtimeNs(st)) {
@@ -387,6 +417,9 @@ class Scanner {
     thread_local std::vector<uint8_t> buf(kReadBuffer);
     store::PutOptions opts;
     opts.sha1_alias = true;
+    // Snapshots are kept long and read rarely: compress harder than the store's default
+    // (level 3 keeps about a tenth more off disk than level 1 on a tree like /usr).
+    opts.compression_level = kSnapshotZstdLevel;
     for (int attempt = 1;; ++attempt) {
       SILO_ASSIGN_OR_RETURN(auto writer, store_.NewWriter(opts));
       uint64_t off = 0;
@@ -444,6 +477,8 @@ class Scanner {
   std::map<std::pair<dev_t, ino_t>, size_t> inodes_;
   std::vector<HardlinkGroup> groups_;
   std::vector<std::pair<std::string, index::StatCacheValue>> cache_updates_;
+  const std::string cache_space_;
+  std::vector<std::string> seen_;  // stat-cache keys of every file met (the walk's thread only)
   int64_t scan_start_ns_ = 0;
   dev_t store_dev_ = 0;
   ino_t store_ino_ = 0;
@@ -480,6 +515,12 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
     TreeEntry e;
     fs::EntryFromStat(st, &e);
     e.name = src.key;
+    auto xattrs = fs::ReadXattrs(fd->get(), ".", src.path);
+    if (xattrs.ok()) {
+      e.xattrs = std::move(xattrs).value();
+    } else if (req.on_warning) {
+      req.on_warning(xattrs.status().message() + "; attributes not kept");
+    }
     root_entries.push_back(e);
     record.sources.push_back({src.key, abs, {}});
     roots.push_back(std::make_unique<DirNode>());
@@ -495,6 +536,7 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
   }
   if (roots.size() == 1 && req.top_is_source) {
     record.root = record.sources[0].tree;
+    record.root_entry = root_entries[0];
   } else {
     SILO_ASSIGN_OR_RETURN(record.root, index::StoreTree(store, std::move(top)));
   }

@@ -1,6 +1,7 @@
 // The snapshot commands through the `silo` binary: snapshot, snapshots, ls, cat
 // SNAPSHOT:PATH, diff, restore (--delete), tree-index, forget + gc, --config, exit codes,
 // and a snapshot killed mid-way.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -82,6 +83,23 @@ TEST_F(SnapshotCli, SnapshotInspectRestoreForget) {
   EXPECT_FALSE(std::filesystem::exists(out + "/junk"));
   EXPECT_TRUE(std::filesystem::is_directory(out + "/docs/empty"));
   EXPECT_EQ(std::filesystem::read_symlink(out + "/latest"), "docs/a b.txt");
+  // --verify: a file garbled in place with its size and mtime kept is found by content.
+  {
+    std::string p = out + "/docs/a b.txt";
+    struct stat st {};
+    ASSERT_EQ(::stat(p.c_str(), &st), 0);
+    WriteFile(p, "ALPHA");
+    struct timespec ts[2] = {st.st_mtim, st.st_mtim};
+    ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), ts, 0), 0);
+    CliResult trusting = Run({"restore", first, out});
+    ASSERT_EQ(trusting.code, 0) << trusting.err;
+    EXPECT_EQ(ReadFileToString(p), "ALPHA");  // size and mtime match: kept
+    CliResult verified = Run({"restore", first, out, "--verify"});
+    ASSERT_EQ(verified.code, 0) << verified.err;
+    EXPECT_EQ(ReadFileToString(p), "alpha");
+    EXPECT_NE(verified.err.find("1 files written"), std::string::npos) << verified.err;
+    EXPECT_NE(verified.err.find("by content"), std::string::npos) << verified.err;
+  }
   // A single path restores under its name.
   CliResult one = Run({"restore", "site:docs/a b.txt", tmp_ / "one"});
   ASSERT_EQ(one.code, 0) << one.err;

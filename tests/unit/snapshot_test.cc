@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "index/stat_cache.h"
 #include "index/tree.h"
 #include "tests/support/process.h"
 #include "tests/support/store_test.h"
@@ -160,9 +161,11 @@ class SnapshotTest : public StoreTest {
     req.on_warning = [this](const std::string& m) { warnings_.push_back(m); };
     return transfer::TakeSnapshot(*store_, req);
   }
-  Result<transfer::RestoreStats> Restore(const index::SnapshotInfo& s, const std::string& dir, bool del = false) {
+  Result<transfer::RestoreStats> Restore(const index::SnapshotInfo& s, const std::string& dir, bool del = false,
+                                         bool verify = false) {
     transfer::RestoreOptions o;
     o.delete_extra = del;
+    o.verify_content = verify;
     o.on_warning = [this](const std::string& m) { warnings_.push_back(m); };
     index::TreeEntry root;
     root.type = EntryType::kDir;
@@ -267,6 +270,141 @@ TEST_F(SnapshotTest, RestoreWritesOnlyWhatDiffersAndDeletes) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->files_written, 0u);
   EXPECT_EQ(again->deleted, 2u);
+  ExpectSameTree(src, out);
+}
+
+size_t CountIndex(store::Store& store, const std::string& space) {
+  size_t n = 0;
+  EXPECT_TRUE(store
+                  .ScanIndex(space, "",
+                             [&](std::string_view, std::string_view) {
+                               ++n;
+                               return true;
+                             })
+                  .ok());
+  return n;
+}
+
+TEST_F(SnapshotTest, StatCacheIsPerNameAndForgetsVanishedFiles) {
+  std::string src = tmp_ / "src";
+  auto files = MakeTree(src, 60, 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the racy window
+  auto first = Snap(src, "a");
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->stats.cache_pruned, 0u);
+  const size_t entries = CountIndex(*store_, index::StatCacheSpace("a"));
+  EXPECT_EQ(entries, first->stats.files_new);  // one per inode read (hardlinks share one)
+  // Remove five files (not the hardlinked one): their entries go with the next snapshot.
+  for (int i = 20; i < 25; ++i) ASSERT_TRUE(std::filesystem::remove(src + "/" + files[i]));
+  auto second = Snap(src, "a");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->stats.files_new + second->stats.files_changed, 0u);
+  EXPECT_EQ(second->stats.cache_pruned, 5u);
+  EXPECT_EQ(CountIndex(*store_, index::StatCacheSpace("a")), entries - 5);
+  // Another name has a cache of its own: it reads everything once and leaves "a"'s alone.
+  auto other = Snap(src, "b");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->stats.files_new, second->stats.files_unchanged);
+  EXPECT_EQ(other->stats.cache_pruned, 0u);
+  EXPECT_EQ(CountIndex(*store_, index::StatCacheSpace("a")), entries - 5);
+  EXPECT_EQ(CountIndex(*store_, index::StatCacheSpace("b")), entries - 5);
+  // An excluded directory is not met either: its files' entries are dropped.
+  transfer::SnapshotRequest req;
+  req.name = "a";
+  req.sources.push_back({"src", src, false, false});
+  req.excludes = {"d0"};
+  auto excluded = transfer::TakeSnapshot(*store_, req);
+  ASSERT_TRUE(excluded.ok());
+  EXPECT_GT(excluded->stats.cache_pruned, 0u);
+  EXPECT_EQ(CountIndex(*store_, index::StatCacheSpace("a")), entries - 5 - excluded->stats.cache_pruned);
+}
+
+TEST_F(SnapshotTest, RootDirectoryMetadataIsKeptAndRestored) {
+  std::string src = tmp_ / "src";
+  MakeTree(src, 20, 5);
+  ASSERT_EQ(::chmod(src.c_str(), 0710), 0);
+  bool xattrs = XattrsSupported(src);
+  if (xattrs) {
+    ASSERT_EQ(::setxattr(src.c_str(), "user.root", "top", 3, 0), 0);
+  }
+  SetMtime(src, 1400000000, 42);
+  auto snap = Snap(src);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  const auto& rec = snap->snapshot.record;
+  ASSERT_TRUE(rec.root_entry.has_value());
+  EXPECT_EQ(rec.root_entry->type, EntryType::kDir);
+  EXPECT_EQ(rec.root_entry->digest, rec.root);
+  EXPECT_EQ(rec.root_entry->mode, 0710u);
+  EXPECT_EQ(rec.root_entry->mtime_ns, 1400000000LL * 1000000000LL + 42);
+  // The record as stored reads back with it.
+  auto listed = index::ListSnapshots(*store_, "t");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->at(0).record.root_entry, rec.root_entry);
+
+  transfer::RestoreOptions o;
+  o.root_metadata = true;
+  std::string out = tmp_ / "out";
+  auto r = transfer::RestoreTree(*store_, *rec.root_entry, out, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0710u);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1400000000);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 42);
+  if (xattrs) {
+    char v[16] = {};
+    EXPECT_EQ(::getxattr(out.c_str(), "user.root", v, sizeof v), 3);
+    EXPECT_EQ(std::string(v), "top");
+  }
+  ExpectSameTree(src, out);
+  // Several sources: the root is a tree silo made, with no recorded metadata of its own.
+  transfer::SnapshotRequest req;
+  req.name = "two";
+  req.sources = {{"x", src, false, false}, {"y", src, false, false}};
+  auto two = transfer::TakeSnapshot(*store_, req);
+  ASSERT_TRUE(two.ok());
+  EXPECT_FALSE(two->snapshot.record.root_entry.has_value());
+}
+
+TEST_F(SnapshotTest, RestoreVerifyComparesContent) {
+  std::string src = tmp_ / "src";
+  auto files = MakeTree(src, 60, 6);
+  auto snap = Snap(src);
+  ASSERT_TRUE(snap.ok());
+  std::string out = tmp_ / "out";
+  ASSERT_TRUE(Restore(snap->snapshot, out).ok());
+  // Find two restored files of at least 10 bytes; garble one keeping size and mtime (what
+  // a size+mtime comparison cannot see), touch the other's mtime only.
+  std::vector<std::string> picked;
+  for (const auto& f : files) {
+    if (std::filesystem::file_size(out + "/" + f) >= 10 && std::filesystem::hard_link_count(out + "/" + f) == 1) {
+      picked.push_back(f);
+    }
+    if (picked.size() == 2) break;
+  }
+  ASSERT_EQ(picked.size(), 2u);
+  std::string garbled = out + "/" + picked[0];
+  struct stat before {};
+  ASSERT_EQ(::stat(garbled.c_str(), &before), 0);
+  std::string data = ReadFileToString(garbled);
+  data[3] = static_cast<char>(data[3] ^ 0x5a);
+  WriteFile(garbled, data);
+  SetMtime(garbled, before.st_mtim.tv_sec, before.st_mtim.tv_nsec);
+  SetMtime(out + "/" + picked[1], 1234567890, 0);
+
+  auto trusting = Restore(snap->snapshot, out);
+  ASSERT_TRUE(trusting.ok());
+  EXPECT_EQ(trusting->files_written, 1u);  // only the touched one: the garbled file looks unchanged
+  EXPECT_NE(ReadFileToString(garbled), ReadFileToString(src + "/" + picked[0]));
+
+  SetMtime(out + "/" + picked[1], 1234567890, 0);
+  auto verified = Restore(snap->snapshot, out, false, /*verify=*/true);
+  ASSERT_TRUE(verified.ok()) << verified.status().message();
+  EXPECT_EQ(verified->files_written, 1u);  // the garbled file
+  EXPECT_GT(verified->files_verified, 10u);
+  EXPECT_EQ(verified->files_verified, verified->files_unchanged);
+  EXPECT_GE(verified->metadata_fixed, 1u);  // the touched file kept, its mtime put back
   ExpectSameTree(src, out);
 }
 

@@ -4,8 +4,10 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "store/records.h"
 
@@ -315,6 +317,65 @@ TEST_F(Store, IndexSpacesAreSeparateOrderedAndAtomic) {
   EXPECT_FALSE(store_->GetIndex("statcache/a", "k2")->has_value());
   EXPECT_EQ(**store_->GetIndex("statcache/ab", "k1"), "other");
   EXPECT_EQ(store_->PutIndex("", "k", "v").code(), Code::kInvalidArgument);
+}
+
+TEST_F(Store, PutCompressionLevelAppliesToThatObject) {
+  // Two texts of equal compressibility (the second is the first in upper case).
+  std::mt19937_64 rng(7);
+  const std::vector<std::string> words = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"};
+  std::string lower;
+  while (lower.size() < (1 << 20)) {
+    lower += words[rng() % words.size()];
+    lower += rng() % 13 == 0 ? '\n' : ' ';
+  }
+  std::string upper = lower;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  auto fast = store_->Put(AsBytes(lower));
+  ASSERT_TRUE(fast.ok());
+  store::PutOptions o;
+  o.compression_level = 9;
+  auto hard = store_->Put(AsBytes(upper), o);
+  ASSERT_TRUE(hard.ok());
+  EXPECT_GT(fast->new_stored_bytes, 0u);
+  EXPECT_LT(fast->new_stored_bytes, lower.size() / 2);
+  EXPECT_LT(hard->new_stored_bytes, fast->new_stored_bytes);
+  EXPECT_TRUE(MustRead(fast->digest) == lower);
+  EXPECT_TRUE(MustRead(hard->digest) == upper);
+  auto fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+}
+
+TEST_F(Store, GetIndexManyAnswersEachKeyInOrder) {
+  ASSERT_TRUE(store_->PutIndex("statcache/a", "k1", "v1").ok());
+  ASSERT_TRUE(store_
+                  ->PutIndex("statcache/a", "k3",
+                             std::string("v\0"
+                                         "3",
+                                         3))
+                  .ok());
+  ASSERT_TRUE(store_->PutIndex("statcache/ab", "k2", "other space").ok());
+  // Enough keys that RocksDB batches them, some repeated, one empty.
+  std::vector<std::string> keys{"k3", "k2", "k1", "", "k1"};
+  for (int i = 0; i < 300; ++i) keys.push_back("missing" + std::to_string(i));
+  auto got = store_->GetIndexMany("statcache/a", keys);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), keys.size());
+  EXPECT_EQ((*got)[0], std::optional<std::string>(std::string("v\0"
+                                                              "3",
+                                                              3)));
+  EXPECT_FALSE((*got)[1].has_value());  // k2 lives in another space
+  EXPECT_EQ((*got)[2], std::optional<std::string>("v1"));
+  EXPECT_FALSE((*got)[3].has_value());
+  EXPECT_EQ((*got)[4], std::optional<std::string>("v1"));
+  for (size_t i = 5; i < keys.size(); ++i) EXPECT_FALSE((*got)[i].has_value()) << keys[i];
+  // After a flush the values come from SST files rather than the memtable.
+  Reopen();
+  got = store_->GetIndexMany("statcache/a", keys);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)[2], std::optional<std::string>("v1"));
+  EXPECT_TRUE(store_->GetIndexMany("statcache/a", {}).ok());
+  EXPECT_EQ(store_->GetIndexMany("", keys).status().code(), Code::kInvalidArgument);
 }
 
 TEST_F(Store, OpenErrorsNameThePathAndTheProblem) {

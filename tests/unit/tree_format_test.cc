@@ -121,6 +121,36 @@ TEST(SnapshotFormat, RecordRoundTripAndLinks) {
   auto links = SnapshotLinks(r);
   EXPECT_EQ(links.size(), 3u);
   EXPECT_EQ(std::count(links.begin(), links.end(), D("parent")), 0) << "a parent must not be kept alive";
+
+  // A version 1 record (no root entry byte) still reads.
+  std::string v2 = EncodeSnapshot(r);
+  ASSERT_EQ(v2.substr(0, 16), "silo-snapshot-2\n");
+  ASSERT_EQ(v2.back(), '\0');
+  std::string v1 = "silo-snapshot-1\n" + v2.substr(16, v2.size() - 17);
+  auto old = DecodeSnapshot(v1);
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_EQ(old->sources.size(), 2u);
+  EXPECT_FALSE(old->root_entry.has_value());
+
+  // The root directory's own metadata round-trips, and must describe the root.
+  TreeEntry root;
+  root.name = "p0";
+  root.type = EntryType::kDir;
+  root.mode = 0710;
+  root.uid = 7;
+  root.mtime_ns = 1400000000000000042;
+  root.digest = D("root");
+  root.xattrs = {{"user.a", std::string("x\0y", 3)}};
+  r.root_entry = root;
+  auto with_root = DecodeSnapshot(EncodeSnapshot(r));
+  ASSERT_TRUE(with_root.ok()) << with_root.status().message();
+  EXPECT_EQ(with_root->root_entry, root);
+  EXPECT_EQ(EncodeSnapshot(*with_root), EncodeSnapshot(r));
+  r.root_entry->digest = D("other");
+  auto wrong = DecodeSnapshot(EncodeSnapshot(r));
+  EXPECT_EQ(wrong.status().code(), Code::kCorruption);
+  std::string bytes = EncodeSnapshot(*with_root);
+  for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(DecodeSnapshot(bytes.substr(0, n)).ok()) << n;
 }
 
 TEST(SnapshotFormat, Specs) {
