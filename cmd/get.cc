@@ -65,7 +65,9 @@ int RunGet(const Globals& g, const GetArgs& a) {
   }
   o.http.tls_verify = !a.insecure;
   o.http.ca_file = a.ca_file;
-  o.http.buffer_size = 512 * 1024;
+  // Large reads save callbacks; libcurl checks its rate limit only between bursts of reads,
+  // so a limited transfer keeps the default buffer.
+  if (o.http.max_recv_speed == 0) o.http.buffer_size = 512 * 1024;
   o.progress_mode = g.quiet ? Progress::Mode::kQuiet : Progress::Mode::kAuto;
   o.on_note = [&g](const std::string& line) { Note(g, line); };
   transfer::GetStats stats;

@@ -511,7 +511,7 @@ Status Getter::FetchFile(const Remote& r, const std::string& out, int connection
   }
   if (!fd.valid()) {
     ::unlink(state_path.c_str());
-    fd = Fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    fd = Fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
     if (!fd.valid()) return Status::FromErrno("create " + tmp, errno);
     if (::ftruncate(fd.get(), static_cast<off_t>(r.size)) != 0) return Status::FromErrno("size " + tmp, errno);
   }

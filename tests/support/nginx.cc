@@ -66,7 +66,7 @@ uint64_t Nginx::BytesSent() const {
   std::string line;
   while (std::getline(in, line)) {
     std::istringstream ls(line);
-    if (ls >> status >> bytes) total += bytes;
+    if (ls >> status >> bytes && status >= 200 && status < 300) total += bytes;
   }
   return total;
 }

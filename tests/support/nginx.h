@@ -27,7 +27,7 @@ class Nginx {
   int port() const { return port_; }
   std::string url(const std::string& path) const;  // "http://127.0.0.1:PORT/" + path
   std::string access_log_path() const { return dir_ + "/access.log"; }
-  // Sum of body bytes over the access log's lines.
+  // Sum of body bytes of the 2xx responses in the access log.
   uint64_t BytesSent() const;
 
  private:
