@@ -140,49 +140,6 @@ std::string_view TypeName(mode_t m) {
   return "other";
 }
 
-// --- bodies ----------------------------------------------------------------------------
-
-class FileBody : public BodySource {
- public:
-  FileBody(Fd fd, uint64_t offset, uint64_t length) : fd_(std::move(fd)), offset_(offset), left_(length) {}
-  Result<size_t> Read(std::span<uint8_t> buf) override {
-    if (left_ == 0) return size_t{0};
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left_));
-    for (;;) {
-      ssize_t n = ::pread(fd_.get(), buf.data(), want, static_cast<off_t>(offset_));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Status::FromErrno("read", errno);
-      if (n == 0) return Status::IO("file shrank while being sent");
-      offset_ += static_cast<uint64_t>(n);
-      left_ -= static_cast<uint64_t>(n);
-      return static_cast<size_t>(n);
-    }
-  }
-  int file_fd() const override { return fd_.get(); }
-  uint64_t file_offset() const override { return offset_; }
-
- private:
-  Fd fd_;
-  uint64_t offset_;
-  uint64_t left_;
-};
-
-class ObjectBody : public BodySource {
- public:
-  ObjectBody(std::unique_ptr<store::ObjectReader> r, uint64_t length) : r_(std::move(r)), left_(length) {}
-  Result<size_t> Read(std::span<uint8_t> buf) override {
-    if (left_ == 0) return size_t{0};
-    SILO_ASSIGN_OR_RETURN(size_t n, r_->Read(buf.first(static_cast<size_t>(std::min<uint64_t>(buf.size(), left_)))));
-    if (n == 0) return Status::Integrity("object ended early");
-    left_ -= n;
-    return n;
-  }
-
- private:
-  std::unique_ptr<store::ObjectReader> r_;
-  uint64_t left_;
-};
-
 // Range/If-Range handling shared by files and snapshot objects: fills status, length,
 // Content-Range; returns false (and an error response in *out) when unsatisfiable.
 bool ApplyRange(const ShareRequest& req, uint64_t size, const std::string& etag, const std::string& last_modified,
@@ -257,6 +214,12 @@ Result<ShareConfig> ShareConfig::Parse(std::string_view text) {
     return Status::InvalidArgument("share " + std::string(text) +
                                    ": NAME must be [A-Za-z0-9._-]+, not starting with '.'");
   return c;
+}
+
+std::string ShareResponse::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return v;
+  return "";
 }
 
 std::optional<RangeSpec> ParseRangeHeader(std::string_view value, uint64_t size) {
@@ -361,7 +324,8 @@ ShareResponse ShareService::Handle(const ShareRequest& req) const {
   }
   if (req.method == "HEAD") {
     r.body.clear();
-    r.stream.reset();
+    r.file.Close();
+    r.object.reset();
   }
   return r;
 }
@@ -552,7 +516,8 @@ ShareResponse ShareService::Impl::Files(const ShareRequest& req, std::string_vie
   r.headers.emplace_back("X-Silo-Type", "file");
   if (auto d = CachedDigest(st, real)) r.headers.emplace_back("X-Silo-Digest", d->ToString());
   r.content_length = length;
-  r.stream = std::make_unique<FileBody>(std::move(file), start, length);
+  r.file = std::move(file);
+  r.file_offset = start;
   return r;
 }
 
@@ -626,7 +591,7 @@ ShareResponse ShareService::Impl::Snapshots(const ShareRequest& req, std::string
   r.headers.emplace_back("X-Silo-Type", "file");
   r.headers.emplace_back("X-Silo-Digest", entry->digest.ToString());
   r.content_length = length;
-  r.stream = std::make_unique<ObjectBody>(std::move(*reader), length);
+  r.object = std::move(*reader);
   return r;
 }
 

@@ -1,6 +1,7 @@
 // The file-share protocol of `silo serve` (hsyncd's role), independent of the HTTP server
 // that carries it: the server hands over method, target and a few headers, and sends back
-// the ShareResponse (small bodies in memory, file and object bodies streamed).
+// the ShareResponse (small bodies in memory; files and store objects as open handles that
+// the server streams).
 //
 //   GET|HEAD /files/                         JSON list of shares
 //   GET|HEAD /files/NAME/PATH                a file (single Range → 206, If-Range honoured)
@@ -20,7 +21,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,18 +40,6 @@ struct ShareConfig {
   static Result<ShareConfig> Parse(std::string_view text);
 };
 
-// A streamed response body. Read() is called by one thread at a time.
-class BodySource {
- public:
-  virtual ~BodySource() = default;
-  // Up to buf.size() bytes; 0 at the end.
-  virtual Result<size_t> Read(std::span<uint8_t> buf) = 0;
-  // A regular file the body can be sent from with sendfile(2) starting at file_offset(),
-  // or -1 (the body must be Read()).
-  virtual int file_fd() const { return -1; }
-  virtual uint64_t file_offset() const { return 0; }
-};
-
 struct ShareRequest {
   std::string_view method;  // "GET", "HEAD", …
   std::string_view target;  // request target as received ("/files/a/b%20c?stat")
@@ -59,14 +47,22 @@ struct ShareRequest {
   std::string_view if_range;
 };
 
+// One answer. The body is one of: `body` (in memory), `file` (content_length bytes from
+// file_offset; the response owns the descriptor), `object` (content_length bytes from the
+// reader's current position; the store must outlive the response).
 struct ShareResponse {
   int status = 200;
   // Besides Content-Length, which the server sets from content_length.
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;                    // when stream is null
-  std::unique_ptr<BodySource> stream;  // when set: exactly content_length bytes
-  uint64_t content_length = 0;         // of the body (also for HEAD, which sends none)
-  std::string error;                   // why, for the access log (empty on success)
+  std::string body;
+  Fd file;
+  uint64_t file_offset = 0;
+  std::unique_ptr<store::ObjectReader> object;
+  uint64_t content_length = 0;  // of the body (also for HEAD, which sends none)
+  std::string error;            // why, for the access log (empty on success)
+
+  // The response header `name` (exact case as set here), empty when absent.
+  std::string Header(std::string_view name) const;
 };
 
 class ShareService {
