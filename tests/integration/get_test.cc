@@ -148,6 +148,43 @@ TEST_F(GetNginxTest, ErrorsNameTheUrlAndLeaveNothing) {
   EXPECT_NE(r.err.find("--timeout"), std::string::npos) << r.err;
 }
 
+TEST_F(GetNginxTest, FollowSeesAppendedData) {
+  std::string served = tmp_ / "www/app.log";
+  std::string first = RandomBytes(100000, 15);
+  WriteFile(served, first);
+  std::string out = tmp_ / "app.log";
+  ProcessOptions o;
+  o.argv = {SILO_BINARY, "--store", tmp_ / "store", "get",        nginx_->url("app.log"),
+            "-o",        out,       "--follow",     "--interval", "100ms"};
+  o.stdout_path = tmp_ / "follow.log";
+  o.stderr_path = tmp_ / "follow.log";
+  Process follow(o);
+  auto wait_for = [&](const std::string& want) {
+    for (int i = 0; i < 400; ++i) {
+      if (fs::exists(out) && ReadFileToString(out) == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for(first)) << ReadFileToString(tmp_ / "follow.log");
+  uint64_t before = nginx_->BytesSent();
+  std::string more = RandomBytes(5000, 16);
+  {
+    std::ofstream app(served, std::ios::app | std::ios::binary);
+    app << more;
+  }
+  ASSERT_TRUE(wait_for(first + more)) << ReadFileToString(tmp_ / "follow.log");
+  EXPECT_EQ(nginx_->BytesSent() - before, more.size()) << "only the appended bytes moved";
+  {
+    std::ofstream app(served, std::ios::app | std::ios::binary);
+    app << "tail";
+  }
+  ASSERT_TRUE(wait_for(first + more + "tail"));
+  EXPECT_EQ(follow.Stop(), 130) << "SIGTERM ends following as an interruption";
+  std::string log = ReadFileToString(tmp_ / "follow.log");
+  EXPECT_NE(log.find("follow"), std::string::npos) << log;
+}
+
 // The config file: flags over file over defaults, and `silo config show` says which.
 class ConfigCliTest : public ::testing::Test {
  protected:
