@@ -301,6 +301,7 @@ class Getter {
   HttpClient http_;
   std::string auth_header_;
   std::unique_ptr<Progress> progress_;
+  bool following_ = false;
   std::mutex known_mu_;
   std::map<std::string, Known> known_;
 };
@@ -740,7 +741,8 @@ Status Getter::SyncDirectory(const std::string& dir_url_in, const std::string& o
       AddStat(&GetStats::skipped, 1);
     }
   }
-  if (!o_.follow || !progress_) progress_ = std::make_unique<Progress>("get", total, o_.progress_mode);
+  // While following, updates are reported as notes, not as a progress line per poll.
+  progress_ = std::make_unique<Progress>("get", total, following_ ? Progress::Mode::kQuiet : o_.progress_mode);
   auto remote_of = [&](const ListEntry& e) {
     Remote r;
     r.url = dir_url + EncodeSharePath(e.path);
@@ -817,6 +819,7 @@ Status Getter::Run() {
   }
   if (!o_.follow) return Status::Ok();
   progress_.reset();
+  following_ = true;
   Note("following " + o_.url + " every " + FormatDuration(o_.interval.count() / 1000.0) + " (Ctrl-C stops)");
   for (;;) {
     auto until = std::chrono::steady_clock::now() + o_.interval;
