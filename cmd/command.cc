@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "transfer/server/daemon.h"
 #include "util/progress.h"
 
 namespace silo::cmd {
@@ -13,6 +14,22 @@ std::unique_ptr<store::Store> OpenStore(const Globals& g, Access access) {
   o.read_only = access == Access::kRead;
   auto s = store::Store::Open(g.store_path, o);
   if (!s.ok()) {
+    // A running `silo serve` owns the store: say so, and what to do instead.
+    if (access == Access::kWrite && s.status().code() == Code::kConflict) {
+      auto info = server::ReadPidfile(server::PidfilePath(g.store_path));
+      if (info.ok() && *info) {
+        std::string where;
+        for (const auto& e : (*info)->endpoints) where += (where.empty() ? "" : " ") + e;
+        Fail(Status::Conflict("store " + g.store_path + " is owned by silo serve (pid " + std::to_string((*info)->pid) +
+                              ", on " + where +
+                              "); push images through it (skopeo copy ... docker://HOST:PORT/NAME:TAG) or stop "
+                              "it first (silo --store " +
+                              g.store_path +
+                              " serve stop). Read-only commands work "
+                              "while it runs."));
+        return nullptr;
+      }
+    }
     Fail(s.status());
     return nullptr;
   }

@@ -63,6 +63,7 @@ void RegisterArchive(CLI::App& app, Context& ctx);
 void RegisterImport(CLI::App& app, Context& ctx);
 void RegisterGet(CLI::App& app, Context& ctx);
 void RegisterConfig(CLI::App& app, Context& ctx);
+void RegisterServe(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

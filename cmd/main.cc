@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   RegisterImport(app, ctx);
   RegisterGet(app, ctx);
   RegisterConfig(app, ctx);
+  RegisterServe(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -76,6 +76,10 @@ class ObjectWriter {
   virtual Result<ObjectInfo> Commit() = 0;
   // Bytes accepted so far, including those restored from a checkpoint.
   virtual uint64_t bytes_written() const = 0;
+  // Sets the SHA-256 digest (and, when given, the size) Commit() must find, for writers
+  // that learn it only at the end (a chunked registry upload). Replaces what PutOptions
+  // said. InvalidArgument for a non-SHA-256 digest.
+  virtual Status SetExpected(const Digest& digest, std::optional<uint64_t> size) = 0;
   // Persists progress for `resume_key` (no-op without one): waits for chunks in flight,
   // makes them durable and records them. Bytes after the last chunk boundary are not
   // kept, so bytes_written() may move back to that boundary.

@@ -30,6 +30,13 @@ class WriterImpl final : public ObjectWriter {
 
   uint64_t bytes_written() const override { return total_; }
 
+  Status SetExpected(const Digest& digest, std::optional<uint64_t> size) override {
+    if (!digest.is_sha256()) return Status::InvalidArgument("expected digest " + digest.ToString() + ": not sha256");
+    options_.expected_digest = digest;
+    if (size) options_.expected_size = size;
+    return Status::Ok();
+  }
+
   // Restores the state of a checkpointed write: every stored chunk is read back, verified
   // and hashed again. Any problem discards the checkpoint and starts afresh.
   void Resume() {

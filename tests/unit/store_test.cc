@@ -145,6 +145,38 @@ TEST_F(Store, WrongExpectedDigestOrSizeIsRefusedAndNothingIsVisible) {
   EXPECT_TRUE(store_->Put(AsBytes(data), ok).ok());
 }
 
+TEST_F(Store, ExpectedDigestSetAtTheEndIsCheckedBeforeAnythingIsVisible) {
+  std::string data = RandomBytes(300000, 17);
+  Digest right = Digest::Sha256(Sha256::Of(AsBytes(data)));
+  Digest wrong = Digest::Sha256(Sha256::Of(AsBytes("not it")));
+  {
+    auto w = store_->NewWriter();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
+    ASSERT_TRUE((*w)->SetExpected(wrong, std::nullopt).ok());
+    auto r = (*w)->Commit();
+    EXPECT_EQ(r.status().code(), Code::kIntegrity);
+    EXPECT_TRUE(store_->Stat(right).status().IsNotFound());
+  }
+  {
+    auto w = store_->NewWriter();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
+    ASSERT_TRUE((*w)->SetExpected(right, data.size() + 1).ok());
+    EXPECT_EQ((*w)->Commit().status().code(), Code::kIntegrity);
+    EXPECT_TRUE(store_->Stat(right).status().IsNotFound());
+  }
+  auto w = store_->NewWriter();
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ((*w)->SetExpected(*Digest::Parse("sha1:22596363b3de40b06f981fb85d82312e8c0ed511"), std::nullopt).code(),
+            Code::kInvalidArgument);
+  ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
+  ASSERT_TRUE((*w)->SetExpected(right, data.size()).ok());
+  auto r = (*w)->Commit();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->digest, right);
+}
+
 TEST_F(Store, Sha1AliasesResolve) {
   std::string data = "hello world\n";
   PutOptions o;

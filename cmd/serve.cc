@@ -1,0 +1,220 @@
+// silo serve: the store over HTTP (registry API, /metrics, /healthz); serve stop|status|restart.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cmd/command.h"
+#include "cmd/config_apply.h"
+#include "cmd/serve_shares.h"
+#include "transfer/server/daemon.h"
+#include "transfer/server/registry_api.h"
+#include "transfer/server/server.h"
+#include "util/units.h"
+
+namespace silo::cmd {
+namespace {
+
+struct ServeArgs {
+  std::vector<std::string> listen;
+  std::string tls_cert, tls_key;
+  std::string default_registry = "localhost";
+  bool read_only = false;
+  std::string access_log;
+  std::string log;
+  bool daemon = false;
+  int io_threads = 2;
+  int threads = 32;
+  uint32_t max_header = 16 * 1024;
+  std::string grace = "10s";
+  std::string stop_timeout = "30s";
+  std::vector<std::string> raw_args;  // as given, for restart
+  ShareArgs share;                    // --share and the access options (cmd/serve_shares.h)
+};
+
+std::string Endpoints(const server::ServeInfo& info) {
+  std::string out;
+  for (const auto& e : info.endpoints) out += (out.empty() ? "" : " ") + e;
+  return out;
+}
+
+int RunServe(const Globals& g, const ServeArgs& a) {
+  std::string pidfile = server::PidfilePath(g.store_path);
+  if (auto running = server::ReadPidfile(pidfile); running.ok() && *running) {
+    return Fail(Status::Conflict("store " + g.store_path + " is already served by pid " +
+                                 std::to_string((*running)->pid) + " on " + Endpoints(**running)));
+  }
+  server::ServerOptions so;
+  so.listen = a.listen.empty() ? std::vector<std::string>{"127.0.0.1:5000"} : a.listen;
+  so.tls_cert = a.tls_cert;
+  so.tls_key = a.tls_key;
+  so.io_threads = static_cast<size_t>(std::max(1, a.io_threads));
+  so.blocking_threads = static_cast<size_t>(std::max(1, a.threads));
+  so.header_limit = a.max_header;
+  so.access_log = a.access_log;
+  auto grace = ParseDuration(a.grace);
+  if (!grace.ok()) return Fail(grace.status().WithContext("--shutdown-grace"));
+  so.shutdown_grace = *grace;
+  for (const auto& l : so.listen) {
+    if (auto p = server::ParseListenAddress(l); !p.ok()) return Fail(p.status());
+  }
+
+  std::string log_path = a.log.empty() ? g.store_path + "/serve.log" : a.log;
+  if (a.daemon) {
+    auto pid = server::Daemonize(log_path);
+    if (!pid.ok()) return Fail(pid.status());
+    if (*pid > 0) {
+      auto info = server::ReadPidfile(pidfile);
+      std::string where = info.ok() && *info ? Endpoints(**info) : "";
+      std::printf("silo serve: running as pid %d on %s (log %s)\n", static_cast<int>(*pid), where.c_str(),
+                  log_path.c_str());
+      return kExitOk;
+    }
+  }
+  auto fail = [&](const Status& s) {
+    server::DaemonFailed(s.message());
+    return Fail(s);
+  };
+
+  store::OpenOptions oo;
+  auto opened = store::Store::Open(g.store_path, oo);
+  if (!opened.ok()) return fail(opened.status());
+  std::unique_ptr<store::Store> store = std::move(opened).value();
+
+  server::RegistryApiOptions ro;
+  ro.default_registry = a.default_registry;
+  ro.read_only = a.read_only;
+  server::RegistryApi api(*store, ro);
+  server::Router router;
+  api.Register(router);
+  auto shares = SetUpShares(a.share, *store, router);
+  if (!shares.ok()) return fail(shares.status());
+  server::Server srv(std::move(router), so);
+  srv.SetMetricsHook([&api] { return api.MetricsText(); });
+  if (Status s = srv.Start(); !s.ok()) return fail(s);
+
+  server::ServeInfo info;
+  info.pid = ::getpid();
+  std::string scheme = a.tls_cert.empty() ? "http://" : "https://";
+  for (const auto& e : srv.endpoints()) info.endpoints.push_back(scheme + e);
+  info.args = a.raw_args;
+  if (Status s = server::WritePidfile(pidfile, info); !s.ok()) return fail(s);
+  if (!g.quiet) std::fprintf(stderr, "silo serve: store %s on %s\n", g.store_path.c_str(), Endpoints(info).c_str());
+  server::DaemonReady();
+  srv.Run();
+  // Only our own pidfile is removed (a restart may have written a new one).
+  if (auto now = server::ReadPidfile(pidfile); !now.ok() || !*now || (*now)->pid == ::getpid()) {
+    ::unlink(pidfile.c_str());
+  }
+  if (!g.quiet) std::fprintf(stderr, "silo serve: stopped\n");
+  return kExitOk;
+}
+
+int RunStop(const Globals& g, const std::string& timeout_text) {
+  auto timeout = ParseDuration(timeout_text);
+  if (!timeout.ok()) return Fail(timeout.status().WithContext("--timeout"));
+  auto info = server::ReadPidfile(server::PidfilePath(g.store_path));
+  if (!info.ok()) return Fail(info.status());
+  if (!*info) {
+    std::printf("silo serve: not running on store %s\n", g.store_path.c_str());
+    return kExitOk;
+  }
+  pid_t pid = (*info)->pid;
+  Status s = server::StopProcess(pid, std::chrono::duration_cast<std::chrono::milliseconds>(*timeout));
+  if (!s.ok()) return Fail(s);
+  std::printf("silo serve: stopped pid %d\n", static_cast<int>(pid));
+  return kExitOk;
+}
+
+int RunStatus(const Globals& g) {
+  auto info = server::ReadPidfile(server::PidfilePath(g.store_path));
+  if (!info.ok()) return Fail(info.status());
+  if (!*info) {
+    std::printf("silo serve: not running on store %s\n", g.store_path.c_str());
+    return kExitFailed;
+  }
+  std::printf("silo serve: running, pid %d, on %s\n", static_cast<int>((*info)->pid), Endpoints(**info).c_str());
+  return kExitOk;
+}
+
+int RunRestart(const Globals& g, const std::string& timeout_text) {
+  auto info = server::ReadPidfile(server::PidfilePath(g.store_path));
+  if (!info.ok()) return Fail(info.status());
+  if (!*info) return Fail(Status::NotFound("silo serve is not running on store " + g.store_path));
+  std::vector<std::string> args = (*info)->args;
+  if (int rc = RunStop(g, timeout_text); rc != kExitOk) return rc;
+  // Start again with the recorded arguments, in the background.
+  std::vector<std::string> argv = {"/proc/self/exe", "--store", g.store_path, "serve"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  bool has_daemon = false;
+  for (const auto& x : args) has_daemon |= x == "--daemon";
+  if (!has_daemon) argv.push_back("--daemon");
+  std::vector<char*> cargv;
+  for (auto& x : argv) cargv.push_back(x.data());
+  cargv.push_back(nullptr);
+  std::fflush(nullptr);
+  ::execv("/proc/self/exe", cargv.data());
+  return Fail(Status::FromErrno("restart: exec silo", errno));
+}
+
+}  // namespace
+
+void RegisterServe(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<ServeArgs>();
+  auto* sub = app.add_subcommand("serve", "Serve the store over HTTP: the OCI registry API, /metrics, /healthz");
+  sub->add_option("--listen", a->listen, "ADDR:PORT to listen on (several allowed; IPv6 as [ADDR]:PORT)")
+      ->default_str("127.0.0.1:5000");
+  sub->add_option("--tls-cert", a->tls_cert, "PEM certificate chain: serve HTTPS");
+  sub->add_option("--tls-key", a->tls_key, "PEM private key for --tls-cert");
+  sub->add_option("--default-registry", a->default_registry,
+                  "Registry that repository names without one belong to (refs image/REGISTRY/NAME:TAG)")
+      ->capture_default_str();
+  sub->add_flag("--read-only", a->read_only, "Refuse pushes and deletes");
+  sub->add_option("--access-log", a->access_log, "Access log: a file, - for stdout, off (default: stderr)");
+  sub->add_option("--log", a->log, "With --daemon: where output goes (default STORE/serve.log)");
+  sub->add_flag("--daemon", a->daemon, "Run in the background (pidfile STORE/serve.pid)");
+  sub->add_option("--io-threads", a->io_threads, "Threads doing network I/O")->capture_default_str();
+  sub->add_option("--threads", a->threads, "Threads serving requests (store and disk reads)")->capture_default_str();
+  sub->add_option("--max-header-size", a->max_header, "Largest request line plus headers, in bytes")
+      ->capture_default_str();
+  sub->add_option("--shutdown-grace", a->grace, "On SIGTERM, how long in-flight responses may take")
+      ->capture_default_str();
+  AddShareOptions(*sub, a->share);
+  sub->require_subcommand(0, 1);
+
+  auto timeout = std::make_shared<std::string>("30s");
+  auto* stop = sub->add_subcommand("stop", "Stop the server running on this store (SIGTERM, wait)");
+  stop->add_option("--timeout", *timeout, "How long to wait for it to exit")->capture_default_str();
+  stop->callback([&ctx, timeout] { ctx.run = [&ctx, timeout] { return RunStop(ctx.globals, *timeout); }; });
+  auto* status = sub->add_subcommand("status", "Whether a server runs on this store, its pid and addresses");
+  status->callback([&ctx] { ctx.run = [&ctx] { return RunStatus(ctx.globals); }; });
+  auto* restart = sub->add_subcommand("restart", "Stop the server and start it again with the same arguments");
+  restart->add_option("--timeout", *timeout, "How long to wait for it to exit")->capture_default_str();
+  restart->callback([&ctx, timeout] { ctx.run = [&ctx, timeout] { return RunRestart(ctx.globals, *timeout); }; });
+
+  sub->callback([&ctx, a, sub] {
+    if (!sub->get_subcommands().empty()) return;
+    // Remember the arguments as given, for restart.
+    a->raw_args.clear();
+    for (const auto* opt : sub->get_options()) {
+      if (opt->get_name() == "--help" || opt->count() == 0) continue;
+      std::string name = opt->get_name();
+      if (name == "--daemon") continue;
+      if (opt->get_type_size() == 0) {
+        a->raw_args.push_back(name);
+        continue;
+      }
+      for (const auto& r : opt->results()) {
+        a->raw_args.push_back(name);
+        a->raw_args.push_back(r);
+      }
+    }
+    if (Status s = ApplyConfig(*sub, "serve"); !s.ok()) {
+      ctx.run = [s] { return Fail(s); };
+      return;
+    }
+    ctx.run = [&ctx, a] { return RunServe(ctx.globals, *a); };
+  });
+}
+
+}  // namespace silo::cmd

@@ -1,0 +1,34 @@
+// Request counters for /metrics, in Prometheus text format. Thread-safe (atomics).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace silo::server {
+
+class Metrics {
+ public:
+  void RequestStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  // Counts a finished request by status, with the body bytes sent and its duration.
+  void RequestDone(int status, uint64_t bytes, double seconds);
+  void ConnectionOpened() { connections_.fetch_add(1, std::memory_order_relaxed); }
+  void ConnectionClosed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  int64_t connections() const { return connections_.load(); }
+
+  // The exposition text: silo_http_requests_total{code=...}, silo_http_response_bytes_total,
+  // silo_http_requests_in_flight, silo_http_connections_open,
+  // silo_http_request_duration_seconds_sum/_count.
+  std::string Render() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, 600> by_status_{};
+  std::atomic<uint64_t> bytes_out_{0};
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> connections_{0};
+  std::atomic<uint64_t> duration_us_{0};
+  std::atomic<uint64_t> requests_{0};
+};
+
+}  // namespace silo::server
