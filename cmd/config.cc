@@ -46,6 +46,7 @@ int RunShow(CLI::App& root, const std::string& path_flag) {
         std::cout << key << " = " << Join(e->values) << "    # " << e->source << "\n";
       } else {
         std::string def = opt->get_default_str();
+        if (def.empty() && opt->get_type_size() == 0) def = "false";  // a flag
         std::cout << key << " = " << def << "    # default\n";
       }
     }

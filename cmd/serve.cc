@@ -161,7 +161,8 @@ int RunRestart(const Globals& g, const std::string& timeout_text) {
 
 void RegisterServe(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<ServeArgs>();
-  auto* sub = app.add_subcommand("serve", "Serve the store over HTTP: the OCI registry API, /metrics, /healthz");
+  auto* sub =
+      app.add_subcommand("serve", "Serve the store over HTTP: the OCI registry API, file shares, /metrics, /healthz");
   sub->add_option("--listen", a->listen, "ADDR:PORT to listen on (several allowed; IPv6 as [ADDR]:PORT)")
       ->default_str("127.0.0.1:5000");
   sub->add_option("--tls-cert", a->tls_cert, "PEM certificate chain: serve HTTPS");
