@@ -61,6 +61,8 @@ void RegisterForget(CLI::App& app, Context& ctx);
 void RegisterTreeIndex(CLI::App& app, Context& ctx);
 void RegisterArchive(CLI::App& app, Context& ctx);
 void RegisterImport(CLI::App& app, Context& ctx);
+void RegisterGet(CLI::App& app, Context& ctx);
+void RegisterConfig(CLI::App& app, Context& ctx);
 void RegisterServe(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).

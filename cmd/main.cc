@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   RegisterTreeIndex(app, ctx);
   RegisterArchive(app, ctx);
   RegisterImport(app, ctx);
+  RegisterGet(app, ctx);
+  RegisterConfig(app, ctx);
   RegisterServe(app, ctx);
 
   try {

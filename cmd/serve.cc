@@ -5,6 +5,8 @@
 #include <cstdio>
 
 #include "cmd/command.h"
+#include "cmd/config_apply.h"
+#include "cmd/serve_shares.h"
 #include "transfer/server/admin_api.h"
 #include "transfer/server/daemon.h"
 #include "transfer/server/registry_api.h"
@@ -28,6 +30,7 @@ struct ServeArgs {
   std::string grace = "10s";
   std::string stop_timeout = "30s";
   std::vector<std::string> raw_args;  // as given, for restart
+  ShareArgs share;                    // --share and the access options (cmd/serve_shares.h)
 };
 
 std::string Endpoints(const server::ServeInfo& info) {
@@ -89,6 +92,8 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   server::Router router;
   api.Register(router);
   admin.Register(router);
+  auto shares = SetUpShares(a.share, *store, router);
+  if (!shares.ok()) return fail(shares.status());
   server::Server srv(std::move(router), so);
   srv.SetMetricsHook([&api] { return api.MetricsText(); });
   if (Status s = srv.Start(); !s.ok()) return fail(s);
@@ -162,7 +167,8 @@ int RunRestart(const Globals& g, const std::string& timeout_text) {
 
 void RegisterServe(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<ServeArgs>();
-  auto* sub = app.add_subcommand("serve", "Serve the store over HTTP: the OCI registry API, /metrics, /healthz");
+  auto* sub =
+      app.add_subcommand("serve", "Serve the store over HTTP: the OCI registry API, file shares, /metrics, /healthz");
   sub->add_option("--listen", a->listen, "ADDR:PORT to listen on (several allowed; IPv6 as [ADDR]:PORT)")
       ->default_str("127.0.0.1:5000");
   sub->add_option("--tls-cert", a->tls_cert, "PEM certificate chain: serve HTTPS");
@@ -180,6 +186,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   sub->add_option("--shutdown-grace", a->grace, "On SIGTERM, how long in-flight responses may take")
       ->capture_default_str();
+  AddShareOptions(*sub, a->share);
   sub->require_subcommand(0, 1);
 
   auto timeout = std::make_shared<std::string>("30s");
@@ -208,6 +215,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
         a->raw_args.push_back(name);
         a->raw_args.push_back(r);
       }
+    }
+    if (Status s = ApplyConfig(*sub, "serve"); !s.ok()) {
+      ctx.run = [s] { return Fail(s); };
+      return;
     }
     ctx.run = [&ctx, a] { return RunServe(ctx.globals, *a); };
   });

@@ -172,6 +172,7 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& req) {
   if (o.max_recv_speed > 0) {
     curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(o.max_recv_speed));
   }
+  if (o.buffer_size > 0) curl_easy_setopt(c, CURLOPT_BUFFERSIZE, o.buffer_size);
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o.tls_verify ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o.tls_verify ? 2L : 0L);

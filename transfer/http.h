@@ -25,6 +25,8 @@ struct HttpOptions {
   std::string user_agent = "silo";
   // Bytes per second per transfer; 0: unlimited.
   uint64_t max_recv_speed = 0;
+  // libcurl's receive buffer (bytes per body callback at most); 0: libcurl's default.
+  long buffer_size = 0;
 };
 
 struct HttpRequest {
