@@ -113,9 +113,11 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   dbo.max_log_file_size = 4 << 20;
   dbo.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   dbo.max_open_files = 1024;
-  // Chunk data and chunk metadata are written together without the WAL; they must reach
-  // disk together too, whichever column family triggers a flush.
-  dbo.atomic_flush = true;
+  // Every write goes through the WAL (chunk data included), so recovery restores chunk data
+  // and chunk metadata together without atomic flushes. (Debian's librocksdb 7.8 keeps its
+  // assertions, and its atomic flush aborts the process when a manual flush races an
+  // automatic one: `cfd->GetFlushReason() == cfds[0]->GetFlushReason()`.)
+  dbo.atomic_flush = false;
   // Flushes write chunk data to blob files with direct I/O where the filesystem allows:
   // no copy through the page cache (a large cost on the CPU), and a long-lived cache host
   // keeps its page cache for reads.
@@ -244,7 +246,7 @@ Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
   return DecodeChunk(value.ToStringView(), out).WithContext("chunk " + ToHex(id).substr(0, 12));
 }
 
-Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size, int zstd_level) {
+Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level) {
   // A store created without compression ("none") stays without it.
   EncodedChunk enc = EncodeChunk(raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_);
   ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))};
@@ -257,31 +259,7 @@ Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint6
   rocksdb::WriteBatch batch;
   SILO_TRY(FromRocks(batch.Put(chunks(), rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk"));
   SILO_TRY(FromRocks(batch.Put(chunk_meta(), key, meta_value), "write chunk"));
-  rocksdb::WriteOptions wo;
-  if (logged) return FromRocks(db_->Write(wo, &batch), "write chunk");
-  wo.disableWAL = true;
-  std::shared_lock gate(flush_gate_);
-  SILO_TRY(FromRocks(db_->Write(wo, &batch), "write chunk"));
-  unlogged_writes_.fetch_add(1);
-  return Status::Ok();
-}
-
-Status StoreImpl::EnsureChunksDurable() {
-  uint64_t target;
-  {
-    // Waits for unlogged writes in progress, so the count covers everything in the memtable
-    // that a caller may have seen.
-    std::unique_lock gate(flush_gate_);
-    target = unlogged_writes_.load();
-  }
-  std::lock_guard lock(flush_mu_);
-  if (flushed_upto_ >= target) return Status::Ok();
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  fo.allow_write_stall = true;
-  SILO_TRY(FromRocks(db_->Flush(fo, {chunks(), chunk_meta()}), "flush chunks"));
-  flushed_upto_ = target;
-  return Status::Ok();
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write chunk");
 }
 
 void StoreImpl::AcquireChunkBudget(size_t bytes) {

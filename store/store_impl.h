@@ -7,7 +7,6 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -78,11 +77,9 @@ class StoreImpl final : public Store {
   bool ChunkExists(const ChunkId& id);
   // Deletes a chunk found damaged (objects using it are damaged already; fsck names them).
   Status DropDamagedChunk(const ChunkId& id);
-  // Writes a new chunk. Logged writes go through the WAL; unlogged ones (the bulk of large
-  // objects) skip it, and EnsureChunksDurable() flushes them before any commit relies on them.
-  // `zstd_level` 0: the store's level.
-  Status WriteChunk(const ChunkId& id, ByteSpan raw, bool logged, uint64_t* stored_size, int zstd_level = 0);
-  Status EnsureChunksDurable();
+  // Writes a new chunk and its metadata in one batch through the WAL (so a commit written
+  // after it can never survive a crash that loses it). `zstd_level` 0: the store's level.
+  Status WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level = 0);
   uint64_t DiskUsage() const;
   // Store-wide bound on chunk bytes queued or being written by all writers together, so
   // memory stays bounded however many objects are written at once.
@@ -111,16 +108,10 @@ class StoreImpl final : public Store {
   std::mutex refs_mu_;
   std::mutex gc_mu_;
   std::unique_ptr<ThreadPool> pool_;
-  // Unlogged chunk writes hold this shared; EnsureChunksDurable() takes it exclusively to
-  // see a settled count.
-  std::shared_mutex flush_gate_;
-  std::mutex flush_mu_;
-  std::atomic<uint64_t> unlogged_writes_{0};
   std::mutex budget_mu_;
   std::condition_variable budget_cv_;
   size_t budget_used_ = 0;
   static constexpr size_t kChunkBudget = 48 << 20;
-  uint64_t flushed_upto_ = 0;  // guarded by flush_mu_
 };
 
 }  // namespace silo::store

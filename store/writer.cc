@@ -74,7 +74,6 @@ class WriterImpl final : public ObjectWriter {
     inflight_.Wait();
     SILO_TRY(FirstError());
     if (slots_.empty()) return Status::Ok();
-    SILO_TRY(store_->EnsureChunksDurable());
     ObjectRecord rec;
     for (const auto& s : slots_) {
       rec.chunks.push_back(s.ref);
@@ -142,9 +141,6 @@ class WriterImpl final : public ObjectWriter {
     }
     inflight_.Wait();
     SILO_TRY(FirstError());
-    // Chunks this object relies on may sit unlogged in a memtable (ours, or another
-    // writer's that we deduplicated against): flush them before the record can exist.
-    if (!slots_.empty()) SILO_TRY(store_->EnsureChunksDurable());
 
     Digest digest = Digest::Sha256(sha256_.Final());
     if (sha1_) {
@@ -264,15 +260,11 @@ class WriterImpl final : public ObjectWriter {
     inflight_.WaitBelow(2 * store_->pool().size() + 2);
     auto& slot = slots_.emplace_back();
     slot.ref.length = static_cast<uint32_t>(chunk.size());
-    // The first chunks of an object go through the WAL; past kLoggedBytes the rest skip it
-    // and one flush before the commit makes them durable (a large object's bytes are then
-    // written once to blob files instead of twice).
-    const bool logged = dispatched_bytes_ < kLoggedBytes;
     dispatched_bytes_ += chunk.size();
     store_->AcquireChunkBudget(chunk.size());
     inflight_.Add();
-    store_->pool().Submit([this, &slot, chunk, owner = std::move(owner), logged] {
-      Status s = StoreChunk(chunk, &slot, logged);
+    store_->pool().Submit([this, &slot, chunk, owner = std::move(owner)] {
+      Status s = StoreChunk(chunk, &slot);
       if (!s.ok()) SetError(std::move(s));
       store_->ReleaseChunkBudget(chunk.size());
       inflight_.Done();
@@ -280,14 +272,14 @@ class WriterImpl final : public ObjectWriter {
   }
 
   // Runs on the pool.
-  Status StoreChunk(ByteSpan data, Slot* slot, bool logged) {
+  Status StoreChunk(ByteSpan data, Slot* slot) {
     slot->ref.id = Sha256::Of(data);
     std::string key(KeyOf(slot->ref.id));
     store_->barrier().PinChunk(key);
     slot->pinned = true;
     if (store_->ChunkExists(slot->ref.id)) return Status::Ok();
     uint64_t stored = 0;
-    SILO_TRY(store_->WriteChunk(slot->ref.id, data, logged, &stored, options_.compression_level));
+    SILO_TRY(store_->WriteChunk(slot->ref.id, data, &stored, options_.compression_level));
     std::lock_guard lock(err_mu_);
     ++new_chunks_;
     new_stored_ += stored;
@@ -323,7 +315,6 @@ class WriterImpl final : public ObjectWriter {
   WaitGroup inflight_;
   std::mutex err_mu_;
   Status first_error_;
-  static constexpr uint64_t kLoggedBytes = 8 << 20;
   static constexpr uint64_t kCheckpointBytes = 128 << 20;
   uint64_t checkpointed_ = 0;
   static constexpr size_t kHashBlock = 256 << 10;
