@@ -630,11 +630,19 @@ Status Server::Start() {
     ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
                     asio::ssl::context::single_dh_use);
+    for (const auto& f : {o.tls_cert, o.tls_key}) {
+      if (::access(f.c_str(), R_OK) != 0) return Status::FromErrno("TLS file " + f, errno);
+    }
     boost::system::error_code ec;
     ctx.use_certificate_chain_file(o.tls_cert, ec);
-    if (ec) return Status::InvalidArgument("TLS certificate " + o.tls_cert + ": " + ec.message());
+    if (ec)
+      return Status::InvalidArgument("TLS certificate " + o.tls_cert + ": not a PEM certificate chain (" +
+                                     ec.message() + ")");
     ctx.use_private_key_file(o.tls_key, asio::ssl::context::pem, ec);
-    if (ec) return Status::InvalidArgument("TLS key " + o.tls_key + ": " + ec.message());
+    if (ec) {
+      return Status::InvalidArgument("TLS key " + o.tls_key + ": not a PEM private key for the certificate (" +
+                                     ec.message() + ")");
+    }
   }
   for (const auto& text : o.listen) {
     SILO_ASSIGN_OR_RETURN(ListenAddress la, ParseListenAddress(text));
