@@ -350,7 +350,6 @@ Response RegistryApi::Impl::GetBlob(Request&, const std::string& digest) {
   auto reader = store.NewReader(*d);
   if (!reader.ok()) return FromStatus(reader.status(), "BLOB_UNKNOWN");
   Response res = Response::Object(std::move(reader).value());
-  res.open_object = [this, d = *d] { return store.NewReader(d); };
   res.With("Docker-Content-Digest", d->ToString()).With("ETag", "\"" + d->ToString() + "\"");
   return res;
 }

@@ -88,9 +88,6 @@ struct Response {
   uint64_t length = 0;
   // kObject: the open reader (the response owns it; the store must outlive the response).
   std::unique_ptr<store::ObjectReader> object;
-  // kObject, optional: opens another reader of the same object, so the server may read
-  // ahead in parallel. Called on the blocking pool; must stay valid as long as `object`.
-  std::function<Result<std::unique_ptr<store::ObjectReader>>()> open_object;
   // Whether a Range request header is honoured (Accept-Ranges: bytes is sent then).
   bool ranges = false;
 

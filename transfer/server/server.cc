@@ -124,10 +124,10 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
   return out;
 }
 
-// Body bytes are read in pieces of kSendChunk. A response streamed while few others are
-// reads up to kDepth pieces ahead, each slot with its own store reader (so they decode in
-// parallel); otherwise two pieces, one being read while the other is sent. Shared with
-// the read tasks, which keep it alive.
+// Body bytes are read in pieces of kSendChunk. A file response streamed while few others
+// are reads up to kDepth pieces ahead in parallel (pread); otherwise, and for store
+// objects, one piece is read while the previous one is sent. Shared with the read tasks,
+// which keep it alive.
 constexpr size_t kDepth = 4;
 constexpr int kParallelStreams = 4;
 
@@ -136,20 +136,19 @@ class PieceReader {
   PieceReader(Response res, uint64_t first, uint64_t count, bool parallel)
       : res_(std::move(res)), first_(first), count_(count) {
     bool is_file = res_.kind == Response::Kind::kFile;
-    depth_ = is_file || (parallel && res_.open_object) ? kDepth : 2;
+    depth_ = is_file && parallel ? kDepth : 2;
     slots_.resize(depth_);
     for (auto& s : slots_) s.buf.resize(std::min<uint64_t>(kSendChunk, count_));
     // One store reader shared by every slot unless more can be opened.
     if (!is_file) {
       readers_.push_back(std::make_unique<Box>());
       readers_[0]->reader = std::move(res_.object);
-      if (depth_ == kDepth) {
-        for (size_t i = 1; i < depth_; ++i) readers_.push_back(std::make_unique<Box>());
-      }
     }
   }
 
   size_t depth() const { return depth_; }
+  // Store objects: read piece after piece, never two at once.
+  bool sequential() const { return res_.kind != Response::Kind::kFile; }
   bool has(uint64_t piece) const { return piece * kSendChunk < count_; }
   uint8_t* buffer(uint64_t piece) { return slots_[piece % depth_].buf.data(); }
 
@@ -173,10 +172,7 @@ class PieceReader {
     }
     Box& box = *readers_[piece % readers_.size()];
     std::lock_guard lock(box.mu);
-    if (!box.reader) {
-      SILO_ASSIGN_OR_RETURN(box.reader, res_.open_object());
-      box.pos = UINT64_MAX;
-    }
+    if (!box.reader) return Status::InvalidArgument("object response without a reader");
     if (box.pos != at) SILO_TRY(box.reader->Seek(at));
     size_t done = 0;
     while (done < n) {
@@ -598,7 +594,10 @@ asio::awaitable<bool> Server::Impl::Serve(Stream& stream, beast::flat_buffer& bu
         futures[piece % depth] = task->get_future();
         asio::post(pool, [task] { (*task)(); });
       };
-      for (uint64_t i = 0; i < depth; ++i) issue(i);
+      // A store object is read strictly in order (its reader decodes each chunk once):
+      // the next piece is read while this one is sent. File pieces are read several ahead.
+      bool sequential = reader->sequential();
+      for (uint64_t i = 0; i < (sequential ? 1 : depth); ++i) issue(i);
       for (uint64_t i = 0; ok && reader->has(i); ++i) {
         auto& f = futures[i % depth];
         if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
@@ -610,6 +609,7 @@ asio::awaitable<bool> Server::Impl::Serve(Stream& stream, beast::flat_buffer& bu
           });
         }
         Result<size_t> got = f.get();
+        if (sequential) issue(i + 1);
         if (!got.ok()) {
           ok = false;  // the response is cut short; the client sees a short body
           break;
@@ -622,7 +622,7 @@ asio::awaitable<bool> Server::Impl::Serve(Stream& stream, beast::flat_buffer& bu
           break;
         }
         sent += *got;
-        issue(i + depth);
+        if (!sequential) issue(i + depth);
       }
       --object_streams;
       // Pieces still being read hold `reader` themselves; nothing waits for them.
