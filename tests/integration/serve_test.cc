@@ -393,6 +393,15 @@ TEST_F(ServeTest, TlsWithASelfSignedCertificate) {
                        &out),
             0)
       << out;
+  // Unreadable or wrong TLS files: a clear error naming the file, nothing served.
+  auto missing = RunSilo(store(), {"serve", "--listen", "127.0.0.1:" + std::to_string(FreeLoopbackPort()), "--tls-cert",
+                                   cert, "--tls-key", tmp_ / "nope.key"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find(tmp_ / "nope.key"), std::string::npos) << missing.err;
+  auto swapped = RunSilo(store(), {"serve", "--listen", "127.0.0.1:" + std::to_string(FreeLoopbackPort()), "--tls-cert",
+                                   key, "--tls-key", cert});
+  EXPECT_EQ(swapped.code, 2);
+  EXPECT_NE(swapped.err.find("not a PEM certificate chain"), std::string::npos) << swapped.err;
   auto server = Serve({"--tls-cert", cert, "--tls-key", key}, true);
   auto v2 = Curl({"--cacert", cert, server->url() + "/v2/"});
   EXPECT_EQ(v2.status, 200) << v2.body;

@@ -37,7 +37,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 // Body bytes are read from disk or the store and sent in pieces of this size.
-constexpr size_t kSendChunk = 512 * 1024;
+constexpr size_t kSendChunk = 1024 * 1024;
 
 // What RunBlocking hands back; default-constructible for the completion signature.
 template <typename T>
@@ -124,6 +124,82 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
   return out;
 }
 
+// Body bytes are read in pieces of kSendChunk. A file response streamed while few others
+// are reads up to kDepth pieces ahead in parallel (pread); otherwise, and for store
+// objects, one piece is read while the previous one is sent. Shared with the read tasks,
+// which keep it alive.
+constexpr size_t kDepth = 4;
+constexpr int kParallelStreams = 4;
+
+class PieceReader {
+ public:
+  PieceReader(Response res, uint64_t first, uint64_t count, bool parallel)
+      : res_(std::move(res)), first_(first), count_(count) {
+    bool is_file = res_.kind == Response::Kind::kFile;
+    depth_ = is_file && parallel ? kDepth : 2;
+    slots_.resize(depth_);
+    for (auto& s : slots_) s.buf.resize(std::min<uint64_t>(kSendChunk, count_));
+    // One store reader shared by every slot unless more can be opened.
+    if (!is_file) {
+      readers_.push_back(std::make_unique<Box>());
+      readers_[0]->reader = std::move(res_.object);
+    }
+  }
+
+  size_t depth() const { return depth_; }
+  // Store objects: read piece after piece, never two at once.
+  bool sequential() const { return res_.kind != Response::Kind::kFile; }
+  bool has(uint64_t piece) const { return piece * kSendChunk < count_; }
+  uint8_t* buffer(uint64_t piece) { return slots_[piece % depth_].buf.data(); }
+
+  // Reads piece `piece` into its slot's buffer; returns its length.
+  Result<size_t> Read(uint64_t piece) {
+    uint64_t at = first_ + piece * kSendChunk;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kSendChunk, count_ - piece * kSendChunk));
+    uint8_t* dst = slots_[piece % depth_].buf.data();
+    if (res_.kind == Response::Kind::kFile) {
+      size_t done = 0;
+      while (done < n) {
+        ssize_t r = ::pread(res_.file.get(), dst + done, n - done, static_cast<off_t>(res_.file_offset + at + done));
+        if (r < 0) {
+          if (errno == EINTR) continue;
+          return Status::FromErrno("read", errno);
+        }
+        if (r == 0) return Status::IO("file shrank while being sent");
+        done += static_cast<size_t>(r);
+      }
+      return done;
+    }
+    Box& box = *readers_[piece % readers_.size()];
+    std::lock_guard lock(box.mu);
+    if (!box.reader) return Status::InvalidArgument("object response without a reader");
+    if (box.pos != at) SILO_TRY(box.reader->Seek(at));
+    size_t done = 0;
+    while (done < n) {
+      SILO_ASSIGN_OR_RETURN(size_t r, box.reader->Read(std::span<uint8_t>(dst + done, n - done)));
+      if (r == 0) return Status::Integrity("object ended early");
+      done += r;
+    }
+    box.pos = at + n;
+    return done;
+  }
+
+ private:
+  struct Box {
+    std::mutex mu;
+    std::unique_ptr<store::ObjectReader> reader;
+    uint64_t pos = UINT64_MAX;
+  };
+  struct Slot {
+    std::vector<uint8_t> buf;
+  };
+  Response res_;
+  uint64_t first_, count_;
+  size_t depth_ = 2;
+  std::vector<Slot> slots_;
+  std::vector<std::unique_ptr<Box>> readers_;
+};
+
 struct Server::Impl {
   Router router;
   ServerOptions options;
@@ -136,6 +212,7 @@ struct Server::Impl {
   AccessLog access_log;
   std::function<std::string()> metrics_hook;
   std::atomic<bool> stopping{false};
+  std::atomic<int> object_streams{0};  // responses streaming a file or object now
   std::atomic<bool> io_stopped{false};
   std::optional<asio::signal_set> signals;
   std::optional<asio::steady_timer> grace_timer;
@@ -505,79 +582,50 @@ asio::awaitable<bool> Server::Impl::Serve(Stream& stream, beast::flat_buffer& bu
         sent = count;
       }
     } else {
-      // Stream from disk or the store: the pool reads the next piece while this one is
-      // being sent (two buffers of kSendChunk at most).
-      std::vector<uint8_t> bufs[2];
-      bufs[0].resize(std::min<uint64_t>(kSendChunk, count));
-      bufs[1].resize(bufs[0].size());
-      bool is_file = res.kind == Response::Kind::kFile;
-      if (!is_file) {
-        Status s = res.object->Seek(first);
-        if (!s.ok()) ok = false;
-      }
-      uint64_t pos = first, end = first + count;
-      auto read_piece = [&res, is_file](std::vector<uint8_t>& buf, uint64_t at, uint64_t n) -> Result<size_t> {
-        std::span<uint8_t> dst(buf.data(), n);
-        if (is_file) {
-          size_t done = 0;
-          while (done < n) {
-            ssize_t r =
-                ::pread(res.file.get(), dst.data() + done, n - done, static_cast<off_t>(res.file_offset + at + done));
-            if (r < 0) {
-              if (errno == EINTR) continue;
-              return Status::FromErrno("read", errno);
-            }
-            if (r == 0) return Status::IO("file shrank while being sent");
-            done += static_cast<size_t>(r);
-          }
-          return done;
-        }
-        size_t done = 0;
-        while (done < n) {
-          SILO_ASSIGN_OR_RETURN(size_t r, res.object->Read(dst.subspan(done)));
-          if (r == 0) return Status::Integrity("object ended early");
-          done += r;
-        }
-        return done;
+      // Stream from disk or the store in pieces read on the pool, several ahead of the
+      // one being sent (see PieceReader).
+      auto reader = std::make_shared<PieceReader>(std::move(res), first, count, ++object_streams <= kParallelStreams);
+      size_t depth = reader->depth();
+      std::vector<std::future<Result<size_t>>> futures(depth);
+      auto issue = [&](uint64_t piece) {
+        if (!reader->has(piece)) return;
+        auto task =
+            std::make_shared<std::packaged_task<Result<size_t>()>>([reader, piece] { return reader->Read(piece); });
+        futures[piece % depth] = task->get_future();
+        asio::post(pool, [task] { (*task)(); });
       };
-      int cur = 0;
-      uint64_t n0 = std::min<uint64_t>(kSendChunk, end - pos);
-      Result<size_t> got =
-          ok ? co_await RunBlocking<Result<size_t>>(pool, [&, n0] { return read_piece(bufs[0], pos, n0); })
-             : Result<size_t>(Status::IO("seek failed"));
-      while (ok && got.ok()) {
-        size_t n = *got;
-        uint64_t next_pos = pos + n;
-        uint64_t next_n = std::min<uint64_t>(kSendChunk, end - next_pos);
-        // Start reading the next piece, then send this one.
-        std::optional<std::future<Result<size_t>>> next;
-        if (next_n > 0) {
-          auto task = std::make_shared<std::packaged_task<Result<size_t>()>>(
-              [&, cur, next_pos, next_n] { return read_piece(bufs[1 - cur], next_pos, next_n); });
-          next = task->get_future();
-          asio::post(pool, [task] { (*task)(); });
-        }
-        beast::get_lowest_layer(stream).expires_after(options.io_timeout);
-        co_await asio::async_write(stream, asio::buffer(bufs[cur].data(), n),
-                                   asio::redirect_error(asio::use_awaitable, ec));
-        if (ec)
-          ok = false;
-        else
-          sent += n;
-        if (!next) break;
-        // The read usually finished while we wrote; wait for it off the I/O thread if not.
-        if (next->wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-          auto* f = &*next;
-          co_await RunBlocking<int>(pool, [f] {
-            f->wait();
+      // A store object is read strictly in order (its reader decodes each chunk once):
+      // the next piece is read while this one is sent. File pieces are read several ahead.
+      bool sequential = reader->sequential();
+      for (uint64_t i = 0; i < (sequential ? 1 : depth); ++i) issue(i);
+      for (uint64_t i = 0; ok && reader->has(i); ++i) {
+        auto& f = futures[i % depth];
+        if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+          // Wait off the I/O thread.
+          auto* fp = &f;
+          co_await RunBlocking<int>(pool, [fp] {
+            fp->wait();
             return 0;
           });
         }
-        got = next->get();
-        pos = next_pos;
-        cur = 1 - cur;
+        Result<size_t> got = f.get();
+        if (sequential) issue(i + 1);
+        if (!got.ok()) {
+          ok = false;  // the response is cut short; the client sees a short body
+          break;
+        }
+        beast::get_lowest_layer(stream).expires_after(options.io_timeout);
+        co_await asio::async_write(stream, asio::buffer(reader->buffer(i), *got),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          ok = false;
+          break;
+        }
+        sent += *got;
+        if (!sequential) issue(i + depth);
       }
-      if (!got.ok()) ok = false;  // the response is cut short; the client sees a short body
+      --object_streams;
+      // Pieces still being read hold `reader` themselves; nothing waits for them.
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -630,11 +678,19 @@ Status Server::Start() {
     ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
                     asio::ssl::context::single_dh_use);
+    for (const auto& f : {o.tls_cert, o.tls_key}) {
+      if (::access(f.c_str(), R_OK) != 0) return Status::FromErrno("TLS file " + f, errno);
+    }
     boost::system::error_code ec;
     ctx.use_certificate_chain_file(o.tls_cert, ec);
-    if (ec) return Status::InvalidArgument("TLS certificate " + o.tls_cert + ": " + ec.message());
+    if (ec)
+      return Status::InvalidArgument("TLS certificate " + o.tls_cert + ": not a PEM certificate chain (" +
+                                     ec.message() + ")");
     ctx.use_private_key_file(o.tls_key, asio::ssl::context::pem, ec);
-    if (ec) return Status::InvalidArgument("TLS key " + o.tls_key + ": " + ec.message());
+    if (ec) {
+      return Status::InvalidArgument("TLS key " + o.tls_key + ": not a PEM private key for the certificate (" +
+                                     ec.message() + ")");
+    }
   }
   for (const auto& text : o.listen) {
     SILO_ASSIGN_OR_RETURN(ListenAddress la, ParseListenAddress(text));
