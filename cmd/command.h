@@ -61,6 +61,11 @@ void RegisterForget(CLI::App& app, Context& ctx);
 void RegisterTreeIndex(CLI::App& app, Context& ctx);
 void RegisterArchive(CLI::App& app, Context& ctx);
 void RegisterImport(CLI::App& app, Context& ctx);
+// Push, mirror, gather, tree (issue 4).
+void RegisterPush(CLI::App& app, Context& ctx);
+void RegisterMirror(CLI::App& app, Context& ctx);
+void RegisterGather(CLI::App& app, Context& ctx);
+void RegisterTree(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
   RegisterTreeIndex(app, ctx);
   RegisterArchive(app, ctx);
   RegisterImport(app, ctx);
+  RegisterPush(app, ctx);
+  RegisterMirror(app, ctx);
+  RegisterGather(app, ctx);
+  RegisterTree(app, ctx);
 
   try {
     app.parse(argc, argv);
