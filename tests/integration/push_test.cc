@@ -11,6 +11,7 @@
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
 #include "tests/support/store_test.h"
+#include "tests/support/token_registry.h"
 #include "util/hash.h"
 
 namespace silo::testing {
@@ -81,8 +82,8 @@ class PushTest : public ::testing::Test {
     dest_->Start();
   }
   CliResult Silo(std::vector<std::string> args) {
-    args.insert(args.begin() + 1, {"--plain-http", source_->host_port(), "--plain-http", dest_->host_port(),
-                                   "--failed-file", tmp_ / "failed.txt"});
+    args.insert(args.begin() + 1, {"--plain-http", source_->host_port(), "--failed-file", tmp_ / "failed.txt"});
+    if (dest_) args.insert(args.begin() + 1, {"--plain-http", dest_->host_port()});
     return RunSilo(tmp_ / "store", args);
   }
   CliResult Plain(const std::vector<std::string>& args) { return RunSilo(tmp_ / "store", args); }
@@ -209,6 +210,43 @@ TEST_F(PushTest, AuthenticatedRegistryNeedsCredentials) {
   CliResult ok = Silo({"push", "--creds", dest_->creds(), ref, dest_->host_port()});
   ASSERT_EQ(ok.code, 0) << ok.err;
   EXPECT_EQ(SkopeoDigest(*dest_, Dest(ref)), SkopeoDigest(*source_, ref));
+}
+
+TEST_F(PushTest, BearerTokensCarryPushScopeAndTheMountSourcesPullScope) {
+  std::vector<std::string> two;
+  for (const auto& r : *refs_) {
+    if (r.ends_with("/library/python:3.11") || r.ends_with("/apps/python-app:1.0")) two.push_back(r);
+  }
+  ASSERT_EQ(two.size(), 2u);
+  ASSERT_EQ(Silo({"pull", two[0], two[1]}).code, 0);
+  TokenRegistry reg(tmp_ / "token");
+  reg.Start();
+  // One image after the other: the second mounts the base layers from the first's repository.
+  CliResult r = Silo(
+      {"push", "--plain-http", reg.host_port(), "--creds", reg.creds(), "-j", "1", two[0], two[1], reg.host_port()});
+  ASSERT_EQ(r.code, 0) << r.err << reg.LogTail();
+  EXPECT_EQ(r.err.find(" 0 mounted"), std::string::npos) << r.err;
+  EXPECT_GT(reg.TokenRequestCount("access=repository:library/python:pull,push"), 0u);
+  EXPECT_GT(reg.TokenRequestCount("repository:apps/python-app:pull,push;repository:library/python:pull"), 0u)
+      << ReadFileToString(reg.token_log_path());
+  for (const auto& ref : two) {
+    std::string out;
+    ASSERT_EQ(RunCommand({"skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", reg.creds(),
+                          "docker://" + reg.host_port() + "/" + PathOf(ref)},
+                         &out),
+              0)
+        << out;
+    EXPECT_EQ("sha256:" + ToHex(Sha256::Of(AsBytes(out))), SkopeoDigest(*source_, ref));
+  }
+  // A read-only account: the push is refused, saying so.
+  TokenRegistry::Options ro;
+  ro.deny_push = true;
+  TokenRegistry readonly(tmp_ / "readonly", ro);
+  readonly.Start();
+  CliResult denied =
+      Silo({"push", "--plain-http", readonly.host_port(), "--creds", readonly.creds(), two[0], readonly.host_port()});
+  EXPECT_EQ(denied.code, 1);
+  EXPECT_NE(denied.err.find("denied"), std::string::npos) << denied.err;
 }
 
 TEST_F(PushTest, ABlobCorruptedInTheStoreIsNotPushed) {
