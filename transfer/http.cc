@@ -204,6 +204,7 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& req) {
     curl_easy_setopt(c, CURLOPT_READFUNCTION, &OnRead);
     curl_easy_setopt(c, CURLOPT_READDATA, &t);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
   } else if (!req.body.empty() || req.method == "PUT" || req.method == "POST") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));

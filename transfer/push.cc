@@ -109,37 +109,24 @@ struct Pusher::Impl {
     return {false, *it->second.begin()};
   }
 
-  // The blob's bytes from the store, checked against its digest and size as they stream:
-  // the last bytes are refused (the upload aborted) when the content does not match.
+  // The blob's bytes from the store. The store reader verifies every chunk's checksum as
+  // it reads (a corrupted blob fails its read, so curl aborts the upload before the
+  // registry commits it), the size is checked here, and the registry checks the digest
+  // when the upload completes: no second SHA-256 pass on this side.
   RegistryClient::BlobOpener Opener(const index::Descriptor& d) {
     return [this, d]() -> Result<std::function<Result<size_t>(std::span<uint8_t>)>> {
       SILO_ASSIGN_OR_RETURN(store::Digest digest, store::Digest::Parse(d.digest));
       SILO_ASSIGN_OR_RETURN(auto reader, store.NewReader(digest));
-      struct State {
-        std::unique_ptr<store::ObjectReader> reader;
-        Sha256 hash;
-        uint64_t read = 0;
-      };
-      auto state = std::make_shared<State>();
-      state->reader = std::move(reader);
+      if (reader->info().size != d.size) {
+        return Status::Integrity("blob " + d.digest + " in the store has " + std::to_string(reader->info().size) +
+                                 " bytes, its manifest says " + std::to_string(d.size) + "; not pushed");
+      }
+      std::shared_ptr<store::ObjectReader> shared = std::move(reader);
       std::function<Result<size_t>(std::span<uint8_t>)> source = [this, d,
-                                                                  state](std::span<uint8_t> buf) -> Result<size_t> {
-        auto n = state->reader->Read(buf);
-        if (!n.ok()) return n.status().WithContext("blob " + d.digest + " in the store");
-        state->hash.Update({buf.data(), *n});
-        state->read += *n;
+                                                                  shared](std::span<uint8_t> buf) -> Result<size_t> {
+        auto n = shared->Read(buf);
+        if (!n.ok()) return n.status().WithContext("blob " + d.digest + " in the store; not pushed");
         counters.bytes_uploaded += *n;
-        if (state->read > d.size) {
-          return Status::Integrity("blob " + d.digest + " in the store is longer than its manifest says (" +
-                                   std::to_string(d.size) + " bytes); not pushed");
-        }
-        if (state->read == d.size && *n > 0) {
-          std::string got = "sha256:" + ToHex(state->hash.Final());
-          if (got != d.digest) {
-            return Status::Integrity("blob " + d.digest + " in the store has content of digest " + got +
-                                     "; not pushed (run silo fsck)");
-          }
-        }
         return *n;
       };
       return source;
