@@ -64,6 +64,11 @@ void RegisterImport(CLI::App& app, Context& ctx);
 void RegisterGet(CLI::App& app, Context& ctx);
 void RegisterConfig(CLI::App& app, Context& ctx);
 void RegisterServe(CLI::App& app, Context& ctx);
+// Push, mirror, gather, tree (issue 4).
+void RegisterPush(CLI::App& app, Context& ctx);
+void RegisterMirror(CLI::App& app, Context& ctx);
+void RegisterGather(CLI::App& app, Context& ctx);
+void RegisterTree(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

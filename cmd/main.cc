@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
   RegisterGet(app, ctx);
   RegisterConfig(app, ctx);
   RegisterServe(app, ctx);
+  RegisterPush(app, ctx);
+  RegisterMirror(app, ctx);
+  RegisterGather(app, ctx);
+  RegisterTree(app, ctx);
 
   try {
     app.parse(argc, argv);

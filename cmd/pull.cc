@@ -6,12 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "cmd/command.h"
+#include "cmd/registry_flags.h"
 #include "index/reference.h"
 #include "transfer/release.h"
 #include "transfer/server/admin_api.h"
@@ -92,54 +92,7 @@ class ProgressView {
 };
 
 Result<std::vector<index::Platform>> Platforms(const PullArgs& a) {
-  std::vector<index::Platform> out;
-  auto split = [](const std::vector<std::string>& values) {
-    std::vector<std::string> parts;
-    for (const auto& v : values) {
-      size_t start = 0;
-      while (start <= v.size()) {
-        size_t comma = v.find(',', start);
-        if (comma == std::string::npos) comma = v.size();
-        if (comma > start) parts.push_back(v.substr(start, comma - start));
-        start = comma + 1;
-      }
-    }
-    return parts;
-  };
-  for (const auto& p : split(a.platforms)) {
-    SILO_ASSIGN_OR_RETURN(index::Platform plat, index::Platform::Parse(p));
-    out.push_back(plat);
-  }
-  // Hangar's --arch and --os lists: every combination (an empty list matches any).
-  auto arches = split(a.arches), oses = split(a.oses);
-  if (!arches.empty() || !oses.empty()) {
-    if (arches.empty()) arches.push_back("");
-    if (oses.empty()) oses.push_back("");
-    for (const auto& os : oses) {
-      for (const auto& arch : arches) {
-        index::Platform p;
-        p.os = os;
-        auto slash = arch.find('/');
-        p.architecture = arch.substr(0, slash);
-        if (slash != std::string::npos) p.variant = arch.substr(slash + 1);
-        out.push_back(p);
-      }
-    }
-  }
-  return out;
-}
-
-// Writes the failed list and says how to retry.
-void WriteFailedList(const PullArgs& a, const std::vector<std::string>& failed) {
-  if (failed.empty()) return;
-  std::ofstream f(a.failed_file, std::ios::trunc);
-  for (const auto& in : failed) f << in << "\n";
-  if (!f) {
-    std::fprintf(stderr, "silo: cannot write the failed list %s\n", a.failed_file.c_str());
-  } else {
-    std::fprintf(stderr, "silo: %zu image(s) failed; retry them with: silo pull -f %s\n", failed.size(),
-                 a.failed_file.c_str());
-  }
+  return ParsePlatformFlags(a.platforms, a.arches, a.oses);
 }
 
 // The pull runs in the server that owns the store (transfer/server/admin_api.h).
@@ -188,7 +141,7 @@ int PullViaServer(const Globals& g, const PullArgs& a, const std::vector<transfe
     }
   }
   std::fflush(stdout);
-  WriteFailedList(a, failed);
+  WriteFailedList(a.failed_file, failed, "silo pull");
   return failed.empty() ? kExitOk : kExitFailed;
 }
 
@@ -215,25 +168,23 @@ int RunPull(const Globals& g, PullArgs& a) {
   o.jobs = a.jobs;
   o.blob_jobs = a.blob_jobs;
   o.dry_run = a.dry_run;
-  o.registry.http.tls_verify = a.tls_verify;
-  o.registry.http.ca_file = a.ca_cert;
-  o.registry.retries = a.retries;
+  RegistryFlags reg;
+  reg.authfile = a.authfile;
+  reg.creds = a.creds;
+  reg.tls_verify = a.tls_verify;
+  reg.ca_cert = a.ca_cert;
+  reg.retries = a.retries;
+  std::set<std::string> registries;
+  for (const auto& i : items) registries.insert(i.reference.registry);
+  auto ro = MakeRegistryOptions(reg, registries);
+  if (!ro.ok()) return Fail(ro.status());
+  o.registry = *ro;
   if (!a.limit_rate.empty()) {
     auto rate = ParseSize(a.limit_rate);
     if (!rate.ok()) return Fail(rate.status().WithContext("--limit-rate"));
     o.registry.http.max_recv_speed = *rate;
   }
   o.plain_http_registries = a.plain_http;
-  auto creds = transfer::CredentialStore::Load(a.authfile);
-  if (!creds.ok()) return Fail(creds.status());
-  if (!a.creds.empty()) {
-    auto colon = a.creds.find(':');
-    if (colon == std::string::npos) return Fail(Status::InvalidArgument("--creds: expected USER:PASSWORD"));
-    std::set<std::string> registries;
-    for (const auto& i : items) registries.insert(i.reference.registry);
-    for (const auto& r : registries) creds->Set(r, {a.creds.substr(0, colon), a.creds.substr(colon + 1), ""});
-  }
-  o.registry.credentials = std::make_shared<transfer::CredentialStore>(std::move(*creds));
 
   // A running `silo serve` owns the store: it does the pull.
   if (!a.dry_run) {
@@ -286,7 +237,7 @@ int RunPull(const Globals& g, PullArgs& a) {
     }
   }
   std::fflush(stdout);
-  WriteFailedList(a, failed);
+  WriteFailedList(a.failed_file, failed, "silo pull");
   const auto& c = puller.counters();
   double secs = view.seconds();
   Note(g, "pull: " + std::to_string(items.size() - failed.size()) + " image(s) pulled, " +

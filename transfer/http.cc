@@ -83,6 +83,16 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+size_t OnRead(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  auto r = t->req->body_source({reinterpret_cast<uint8_t*>(data), size * n});
+  if (!r.ok()) {
+    t->sink_error = std::move(r).take_status();
+    return CURL_READFUNC_ABORT;
+  }
+  return *r;
+}
+
 int OnProgress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return Interrupted() ? 1 : 0;
 }
@@ -153,7 +163,9 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& req) {
   curl_slist* raw = nullptr;
   for (const auto& h : req.headers) raw = curl_slist_append(raw, h.c_str());
   if (req.range_start) raw = curl_slist_append(raw, ("Range: bytes=" + std::to_string(*req.range_start) + "-").c_str());
-  if (!req.body.empty() || req.method == "PUT" || req.method == "POST") raw = curl_slist_append(raw, "Expect:");
+  if (!req.body.empty() || req.body_source || req.method == "PUT" || req.method == "POST") {
+    raw = curl_slist_append(raw, "Expect:");
+  }
   headers.reset(raw);
 
   curl_easy_setopt(c, CURLOPT_SHARE, impl_->share);
@@ -188,7 +200,13 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& req) {
   } else if (req.method != "GET") {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
-  if (!req.body.empty() || req.method == "PUT" || req.method == "POST") {
+  if (req.body_source) {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, &OnRead);
+    curl_easy_setopt(c, CURLOPT_READDATA, &t);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+  } else if (!req.body.empty() || req.method == "PUT" || req.method == "POST") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
   }

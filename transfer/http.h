@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ struct HttpRequest {
   std::vector<std::string> headers;     // "Name: value"
   std::optional<uint64_t> range_start;  // sends "Range: bytes=N-"
   std::string body;                     // request body (PUT/POST)
+  // A streamed request body of exactly `body_size` bytes (instead of `body`): called for
+  // the next bytes into the buffer, returns how many (0 only at the end). An error aborts
+  // the transfer and is returned by Do(). Memory stays bounded whatever the size.
+  std::function<Result<size_t>(std::span<uint8_t>)> body_source;
+  uint64_t body_size = 0;
   bool follow_redirects = true;
   // Receives the response body of a 2xx answer as it arrives, with the status (200 or
   // 206); an error aborts the transfer and is returned by Do(). When null the body is

@@ -176,12 +176,20 @@ Result<std::string> RegistryClient::AuthHeader(const std::string& scope) {
   std::optional<Credential> c = cred;
   lock.unlock();
   HttpRequest req;
-  std::string query = "?service=" + UrlEncode(service) + (scope.empty() ? "" : "&scope=" + UrlEncode(scope));
+  // Several scopes (a push that mounts from another repository) go as repeated parameters.
+  std::string scope_query;
+  for (size_t start = 0; start < scope.size();) {
+    size_t space = scope.find(' ', start);
+    if (space == std::string::npos) space = scope.size();
+    if (space > start) scope_query += "&scope=" + UrlEncode(scope.substr(start, space - start));
+    start = space + 1;
+  }
+  std::string query = "?service=" + UrlEncode(service) + scope_query;
   if (c && !c->identity_token.empty()) {
     req.method = "POST";
     req.url = realm;
     req.headers.push_back("Content-Type: application/x-www-form-urlencoded");
-    req.body = "grant_type=refresh_token&client_id=silo&service=" + UrlEncode(service) + "&scope=" + UrlEncode(scope) +
+    req.body = "grant_type=refresh_token&client_id=silo&service=" + UrlEncode(service) + scope_query +
                "&refresh_token=" + UrlEncode(c->identity_token);
   } else {
     req.url = realm + query;
@@ -222,7 +230,8 @@ Result<std::string> RegistryClient::AuthHeader(const std::string& scope) {
 }
 
 Result<HttpResponse> RegistryClient::Send(HttpRequest base, const std::string& scope,
-                                          const std::function<void(HttpRequest&)>& prepare) {
+                                          const std::function<void(HttpRequest&)>& prepare, int retries) {
+  if (retries < 0) retries = options_.retries;
   bool answered_challenge = false;
   std::mt19937 rng(std::random_device{}());
   std::string last_problem;
@@ -255,7 +264,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest base, const std::string& s
     if (!r.ok() && r.status().code() != Code::kNetwork) return r;  // interrupted, sink error
     last_problem = r.ok() ? base.method + " " + base.url + ": HTTP " + std::to_string(r->status) : r.status().message();
     if (r.ok()) wait = RetryAfter(*r);
-    if (attempt >= options_.retries) {
+    if (attempt >= retries) {
       return Status::Network("giving up after " + std::to_string(attempt + 1) + " attempt(s): " + last_problem);
     }
     if (!wait) {
@@ -349,6 +358,175 @@ Status RegistryClient::FetchBlob(const std::string& repo, const std::string& dig
                              " bytes, " + std::to_string(round + 1) + " times");
     }
   }
+}
+
+// --- Write side ---
+
+namespace {
+
+std::string PushScope(const std::string& repo) {
+  return "repository:" + repo + ":pull,push";
+}
+
+std::string WithQuery(const std::string& url, const std::string& param) {
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + param;
+}
+
+}  // namespace
+
+std::string RegistryClient::AbsoluteLocation(const std::string& location) const {
+  if (location.starts_with("http://") || location.starts_with("https://")) return location;
+  return Url(location.starts_with("/") ? location : "/" + location);
+}
+
+Result<std::optional<uint64_t>> RegistryClient::BlobSize(const std::string& repo, const std::string& digest) {
+  HttpRequest req;
+  req.method = "HEAD";
+  req.url = Url("/v2/" + repo + "/blobs/" + digest);
+  auto r = Send(req, PushScope(repo));
+  if (!r.ok()) return std::move(r).take_status().WithContext(registry_ + "/" + repo + "@" + digest);
+  if (r->status == 404) return std::optional<uint64_t>();
+  if (r->status != 200) {
+    return Status::Network(registry_ + "/" + repo + "@" + digest + ": HEAD answered " + std::to_string(r->status));
+  }
+  std::string length = r->header("content-length");
+  return std::optional<uint64_t>(length.empty() ? 0 : std::strtoull(length.c_str(), nullptr, 10));
+}
+
+Result<std::optional<std::string>> RegistryClient::ManifestDigest(const std::string& repo, const std::string& reference,
+                                                                  bool for_push) {
+  std::string ctx = registry_ + "/" + repo + (reference.starts_with("sha256:") ? "@" : ":") + reference;
+  HttpRequest req;
+  req.method = "HEAD";
+  req.url = Url("/v2/" + repo + "/manifests/" + reference);
+  req.headers.push_back("Accept: " + index::media::AcceptHeader());
+  auto r = Send(req, for_push ? PushScope(repo) : "repository:" + repo + ":pull");
+  if (!r.ok()) return std::move(r).take_status().WithContext(ctx);
+  if (r->status == 404) return std::optional<std::string>();
+  if (r->status != 200) return Status::Network(ctx + ": HEAD answered " + std::to_string(r->status));
+  std::string digest = r->header("docker-content-digest");
+  if (digest.empty() && reference.starts_with("sha256:")) digest = reference;
+  if (digest.empty()) {
+    // A registry that does not say: fetch the bytes and hash them.
+    SILO_ASSIGN_OR_RETURN(auto m, GetManifest(repo, reference));
+    digest = m.digest;
+  }
+  return std::optional<std::string>(digest);
+}
+
+Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::string& digest, const std::string& from) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = Url("/v2/" + repo + "/blobs/uploads/?mount=" + UrlEncode(digest) + "&from=" + UrlEncode(from));
+  auto r = Send(req, PushScope(repo) + " repository:" + from + ":pull");
+  std::string ctx = registry_ + "/" + repo + "@" + digest + " (mount from " + from + ")";
+  if (!r.ok()) return std::move(r).take_status().WithContext(ctx);
+  if (r->status == 201) return true;
+  if (r->status == 202) return false;
+  return Status::Network(ctx + ": registry answered " + std::to_string(r->status) + " (" + RegistryErrorMessage(*r) +
+                         ")");
+}
+
+Status RegistryClient::UploadOnce(const std::string& repo, const std::string& digest, uint64_t size,
+                                  const BlobOpener& open, const UploadOptions& options) {
+  const std::string scope = PushScope(repo);
+  auto bad = [&](const char* step, const HttpResponse& r) {
+    std::string what =
+        step + std::string(" answered ") + std::to_string(r.status) + " (" + RegistryErrorMessage(r) + ")";
+    // 5xx and 408/429 are worth a new session; others (digest invalid, denied) are not.
+    return Retryable(r.status) ? Status::Network(what) : Status::InvalidArgument(what);
+  };
+  HttpRequest start;
+  start.method = "POST";
+  start.url = Url("/v2/" + repo + "/blobs/uploads/");
+  SILO_ASSIGN_OR_RETURN(HttpResponse started, Send(start, scope));
+  if (started.status != 202) return bad("POST upload", started);
+  std::string location = AbsoluteLocation(started.header("location"));
+  if (started.header("location").empty()) return Status::Network("POST upload: no Location in the answer");
+  SILO_ASSIGN_OR_RETURN(auto source, open());
+  uint64_t sent = 0;
+  auto limited = [&](uint64_t limit) {
+    // Yields at most `limit` more bytes of the source; a short source is an error.
+    return [&, limit, given = uint64_t{0}](std::span<uint8_t> buf) mutable -> Result<size_t> {
+      if (given >= limit) return size_t{0};
+      buf = buf.first(static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - given)));
+      SILO_ASSIGN_OR_RETURN(size_t n, source(buf));
+      if (n == 0) {
+        return Status::Integrity("blob " + digest + " in the store has " + std::to_string(sent + given) +
+                                 " bytes, its manifest says " + std::to_string(size));
+      }
+      given += n;
+      bytes_uploaded_ += n;
+      return n;
+    };
+  };
+  if (size > options.monolithic_max) {
+    while (sent < size) {
+      uint64_t n = std::min(options.chunk_size, size - sent);
+      HttpRequest patch;
+      patch.method = "PATCH";
+      patch.url = location;
+      patch.headers = {"Content-Type: application/octet-stream",
+                       "Content-Range: " + std::to_string(sent) + "-" + std::to_string(sent + n - 1)};
+      patch.body_source = limited(n);
+      patch.body_size = n;
+      SILO_ASSIGN_OR_RETURN(HttpResponse r, Send(patch, scope, nullptr, 0));
+      if (r.status != 202) return bad("PATCH chunk", r);
+      sent += n;
+      if (!r.header("location").empty()) location = AbsoluteLocation(r.header("location"));
+    }
+  }
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = WithQuery(location, "digest=" + UrlEncode(digest));
+  put.headers = {"Content-Type: application/octet-stream"};
+  if (sent < size) {
+    put.body_source = limited(size - sent);
+    put.body_size = size - sent;
+  }
+  SILO_ASSIGN_OR_RETURN(HttpResponse done, Send(put, scope, nullptr, 0));
+  if (done.status != 201) return bad("PUT upload", done);
+  // The source must be exhausted: a store object longer than the manifest says is wrong.
+  uint8_t extra[1];
+  SILO_ASSIGN_OR_RETURN(size_t more, source({extra, 1}));
+  if (more != 0) return Status::Integrity("blob " + digest + " in the store is longer than its manifest says");
+  return Status::Ok();
+}
+
+Status RegistryClient::UploadBlob(const std::string& repo, const std::string& digest, uint64_t size,
+                                  const BlobOpener& open, const UploadOptions& options) {
+  std::string ctx = registry_ + "/" + repo + "@" + digest + ": upload";
+  for (int attempt = 0;; ++attempt) {
+    Status s = UploadOnce(repo, digest, size, open, options);
+    if (s.ok() || s.code() != Code::kNetwork || attempt >= options_.retries) return s.WithContext(ctx);
+    ++retries_;
+    SleepInterruptibly(options_.backoff * (1 << std::min(attempt, 6)));
+    if (Interrupted()) return Status::Interrupted(ctx + ": interrupted");
+  }
+}
+
+Status RegistryClient::PutManifest(const std::string& repo, const std::string& reference, const std::string& bytes,
+                                   const std::string& media_type) {
+  std::string ctx = registry_ + "/" + repo + (reference.starts_with("sha256:") ? "@" : ":") + reference;
+  HttpRequest req;
+  req.method = "PUT";
+  req.url = Url("/v2/" + repo + "/manifests/" + reference);
+  req.headers.push_back("Content-Type: " + media_type);
+  req.body = bytes;
+  auto r = Send(req, PushScope(repo));
+  if (!r.ok()) return std::move(r).take_status().WithContext(ctx);
+  if (r->status != 201 && r->status != 200) {
+    std::string msg =
+        ctx + ": manifest PUT answered " + std::to_string(r->status) + " (" + RegistryErrorMessage(*r) + ")";
+    return r->status == 400 || r->status == 404 ? Status::InvalidArgument(msg) : Status::Network(msg);
+  }
+  bytes_uploaded_ += bytes.size();
+  std::string digest = "sha256:" + ToHex(Sha256::Of(AsBytes(bytes)));
+  std::string header = r->header("docker-content-digest");
+  if (!header.empty() && header != digest) {
+    return Status::Integrity(ctx + ": the registry recorded digest " + header + " for a manifest of digest " + digest);
+  }
+  return Status::Ok();
 }
 
 }  // namespace silo::transfer
