@@ -61,6 +61,8 @@ void RegisterForget(CLI::App& app, Context& ctx);
 void RegisterTreeIndex(CLI::App& app, Context& ctx);
 void RegisterArchive(CLI::App& app, Context& ctx);
 void RegisterImport(CLI::App& app, Context& ctx);
+void RegisterExport(CLI::App& app, Context& ctx);
+void RegisterBatchExport(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   RegisterTreeIndex(app, ctx);
   RegisterArchive(app, ctx);
   RegisterImport(app, ctx);
+  RegisterExport(app, ctx);
+  RegisterBatchExport(app, ctx);
 
   try {
     app.parse(argc, argv);
