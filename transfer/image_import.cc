@@ -443,7 +443,9 @@ bool LooksLikeImageInput(const std::string& path) {
     return sync.ok() && !sync->empty();
   }
   auto groups = ResolveArchiveInputs({path});
-  if (!groups.ok() || groups->empty()) return false;
+  // Split parts are only written by export: let the import name a bad or missing part.
+  if (!groups.ok() || (!groups->empty() && (*groups)[0].size() > 1)) return true;
+  if (groups->empty()) return false;
   auto stream = ArchiveStream::Open((*groups)[0]);
   if (!stream.ok()) return false;
   for (int i = 0; i < 4; ++i) {

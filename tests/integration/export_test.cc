@@ -141,15 +141,15 @@ TEST_F(ExportTest, SkopeoAndUmociReadOurArchivesAndLayouts) {
   CliResult e = Silo({"export", "-f", ListFile(*set1_, "l.txt"), "-o", layout});
   ASSERT_EQ(e.code, 0) << e.err;
   EXPECT_TRUE(fs::exists(fs::path(layout) / "oci-layout"));
-  std::string app = (*set1_)[5];  // single-arch
+  std::string app = (*set1_)[7];  // single-arch (umoci unpacks one manifest)
   EXPECT_EQ(RunCommand({"skopeo", "copy", "oci:" + layout + ":" + app, "dir:" + std::string(tmp_ / "dir")}, &out), 0)
       << out;
-  EXPECT_TRUE(fs::exists(tmp_ / "dir" / "manifest.json"));
+  EXPECT_TRUE(fs::exists(tmp_ / "dir/manifest.json"));
   EXPECT_EQ(RunCommand({"umoci", "ls", "--layout", layout}, &out), 0) << out;
   for (const auto& r : *set1_) EXPECT_NE(out.find(r), std::string::npos) << r << "\n" << out;
   EXPECT_EQ(RunCommand({"umoci", "unpack", "--rootless", "--image", layout + ":" + app, tmp_ / "bundle"}, &out), 0)
       << out;
-  EXPECT_TRUE(fs::exists(tmp_ / "bundle" / "rootfs"));
+  EXPECT_TRUE(fs::exists(tmp_ / "bundle/rootfs"));
 
   // Re-exporting writes only what is missing and keeps index.json whole (merged).
   CliResult again = Silo({"export", "-f", ListFile(*set2_, "l2.txt"), "-o", layout});
@@ -210,7 +210,9 @@ TEST_F(ExportTest, IncrementalUnderATrackerCarriesOnlyNewBlobs) {
   auto in2 = ArchiveBlobs(s2);
   // Every blob set two adds is in the archive...
   for (const auto& d : b2) {
-    if (!b1.count(d)) EXPECT_TRUE(in2.count(d)) << d << " (new in set two) is missing";
+    if (!b1.count(d)) {
+      EXPECT_TRUE(in2.count(d)) << d << " (new in set two) is missing";
+    }
   }
   // ...and what it repeats from set one are manifests only (the chain names every blob).
   size_t repeated = 0;
@@ -262,7 +264,7 @@ TEST_F(ExportTest, SplitPartsRejoinAndBadPartsAreRefusedByName) {
   ASSERT_TRUE(fs::exists(out + ".001"));
   ASSERT_TRUE(fs::exists(out + ".sha256"));
   std::string check;
-  EXPECT_EQ(RunCommand({"sh", "-c", "cd " + std::string(tmp_) + " && sha256sum -c split.tar.zst.sha256"}, &check), 0)
+  EXPECT_EQ(RunCommand({"sh", "-c", "cd " + tmp_.path() + " && sha256sum -c split.tar.zst.sha256"}, &check), 0)
       << check;
   CliResult ok = Other({"import", out + ".000"}, "joined");
   ASSERT_EQ(ok.code, 0) << ok.err;
