@@ -356,6 +356,14 @@ TEST_F(ExportTest, DockerArchiveHoldsOnePlatformPerImage) {
                        &raw),
             0)
       << raw;
+  // podman load reads it (its own storage under the test's directory).
+  std::string loaded;
+  EXPECT_EQ(RunCommand({"podman", "--root", tmp_ / "podman-root", "--runroot", tmp_ / "podman-run", "--storage-driver",
+                        "vfs", "load", "-i", out},
+                       &loaded),
+            0)
+      << loaded;
+  EXPECT_NE(loaded.find("Loaded image: " + (*set1_)[5]), std::string::npos) << loaded;
   // A platform the image lacks is a clear error.
   CliResult bad = Silo({"export", "--format", "docker-archive", "--platform", "linux/s390x", (*set1_)[0], "-o", out});
   EXPECT_EQ(bad.code, 1);
