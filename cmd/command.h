@@ -69,6 +69,8 @@ void RegisterPush(CLI::App& app, Context& ctx);
 void RegisterMirror(CLI::App& app, Context& ctx);
 void RegisterGather(CLI::App& app, Context& ctx);
 void RegisterTree(CLI::App& app, Context& ctx);
+void RegisterExport(CLI::App& app, Context& ctx);
+void RegisterBatchExport(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

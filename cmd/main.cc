@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
   RegisterMirror(app, ctx);
   RegisterGather(app, ctx);
   RegisterTree(app, ctx);
+  RegisterExport(app, ctx);
+  RegisterBatchExport(app, ctx);
 
   try {
     app.parse(argc, argv);
