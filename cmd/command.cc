@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "transfer/server/daemon.h"
+#include "util/json.h"
 #include "util/progress.h"
 
 namespace silo::cmd {
@@ -84,35 +85,6 @@ Result<std::vector<std::string>> ReadListFile(const std::string& path) {
     out.push_back(line.substr(start));
   }
   return out;
-}
-
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace silo::cmd

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "store/store.h"
+#include "util/json.h"  // JsonQuote for --json output
 #include "util/result.h"
 
 namespace silo::cmd {
@@ -74,8 +75,5 @@ void RegisterBatchExport(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);
-
-// Minimal JSON string escaping for --json output.
-std::string JsonString(std::string_view s);
 
 }  // namespace silo::cmd

@@ -83,9 +83,9 @@ int RunImages(const Globals& g, const ImagesArgs& a) {
     for (size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
       std::string plats;
-      for (const auto& p : r.platforms) plats += (plats.empty() ? "" : ",") + JsonString(p);
+      for (const auto& p : r.platforms) plats += (plats.empty() ? "" : ",") + JsonQuote(p);
       std::printf("%s{\"reference\":%s,\"digest\":%s,\"platforms\":[%s],\"size\":%llu,\"complete\":%s}", i ? "," : "",
-                  JsonString(r.reference).c_str(), JsonString(r.digest).c_str(), plats.c_str(),
+                  JsonQuote(r.reference).c_str(), JsonQuote(r.digest).c_str(), plats.c_str(),
                   static_cast<unsigned long long>(r.size), r.complete ? "true" : "false");
     }
     std::printf("]\n");

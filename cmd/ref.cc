@@ -49,8 +49,8 @@ int RunLs(const Globals& g, const RefArgs& a) {
   if (a.json) {
     std::printf("[");
     for (size_t i = 0; i < refs->size(); ++i) {
-      std::printf("%s{\"name\":%s,\"target\":%s}", i ? "," : "", JsonString((*refs)[i].name).c_str(),
-                  JsonString((*refs)[i].target.ToString()).c_str());
+      std::printf("%s{\"name\":%s,\"target\":%s}", i ? "," : "", JsonQuote((*refs)[i].name).c_str(),
+                  JsonQuote((*refs)[i].target.ToString()).c_str());
     }
     std::printf("]\n");
     return kExitOk;

@@ -27,13 +27,13 @@ int RunSnapshots(const Globals& g, const SnapshotsArgs& a) {
       std::printf(
           "%s{\"name\":%s,\"id\":%s,\"digest\":%s,\"time\":%s,\"host\":%s,\"files\":%llu,\"bytes\":%llu,"
           "\"parent\":%s,\"sources\":[",
-          first ? "" : ",", JsonString(r.name).c_str(), JsonString(s.id).c_str(),
-          JsonString(s.digest.ToString()).c_str(), JsonString(index::FormatTime(r.time_ns)).c_str(),
-          JsonString(r.host).c_str(), static_cast<unsigned long long>(r.files),
-          static_cast<unsigned long long>(r.bytes), r.parent ? JsonString(r.parent->ToString()).c_str() : "null");
+          first ? "" : ",", JsonQuote(r.name).c_str(), JsonQuote(s.id).c_str(), JsonQuote(s.digest.ToString()).c_str(),
+          JsonQuote(index::FormatTime(r.time_ns)).c_str(), JsonQuote(r.host).c_str(),
+          static_cast<unsigned long long>(r.files), static_cast<unsigned long long>(r.bytes),
+          r.parent ? JsonQuote(r.parent->ToString()).c_str() : "null");
       for (size_t i = 0; i < r.sources.size(); ++i) {
-        std::printf("%s{\"key\":%s,\"path\":%s,\"tree\":%s}", i ? "," : "", JsonString(r.sources[i].key).c_str(),
-                    JsonString(r.sources[i].path).c_str(), JsonString(r.sources[i].tree.ToString()).c_str());
+        std::printf("%s{\"key\":%s,\"path\":%s,\"tree\":%s}", i ? "," : "", JsonQuote(r.sources[i].key).c_str(),
+                    JsonQuote(r.sources[i].path).c_str(), JsonQuote(r.sources[i].tree.ToString()).c_str());
       }
       std::printf("]}");
     } else {

@@ -31,12 +31,12 @@ int RunStat(const Globals& g, const StatArgs& a) {
   if (!info.ok()) return Fail(info.status());
   if (a.json) {
     std::string links;
-    for (const auto& l : info->links) links += (links.empty() ? "" : ",") + JsonString(l.ToString());
+    for (const auto& l : info->links) links += (links.empty() ? "" : ",") + JsonQuote(l.ToString());
     std::printf("{\"digest\":%s,\"size\":%llu,\"inline\":%s,\"chunks\":%u,\"sha1\":%s,\"links\":[%s],\"created\":%s}\n",
-                JsonString(info->digest.ToString()).c_str(), static_cast<unsigned long long>(info->size),
+                JsonQuote(info->digest.ToString()).c_str(), static_cast<unsigned long long>(info->size),
                 info->inlined ? "true" : "false", info->chunk_count,
-                info->sha1 ? JsonString(info->sha1->ToString()).c_str() : "null", links.c_str(),
-                JsonString(IsoTime(info->created_us)).c_str());
+                info->sha1 ? JsonQuote(info->sha1->ToString()).c_str() : "null", links.c_str(),
+                JsonQuote(IsoTime(info->created_us)).c_str());
     return kExitOk;
   }
   std::printf("digest:  %s\n", info->digest.ToString().c_str());

@@ -59,9 +59,9 @@ struct Renderer {
 
   std::string Json(const index::ImageManifest& m) {
     const auto& p = m.parsed;
-    std::string s = "{\"digest\":" + JsonString(m.digest.ToString()) + ",\"mediaType\":" + JsonString(m.media_type) +
+    std::string s = "{\"digest\":" + JsonQuote(m.digest.ToString()) + ",\"mediaType\":" + JsonQuote(m.media_type) +
                     ",\"size\":" + std::to_string(m.bytes.size()) +
-                    (m.platform ? ",\"platform\":" + JsonString(m.platform->ToString()) : "");
+                    (m.platform ? ",\"platform\":" + JsonQuote(m.platform->ToString()) : "");
     if (p.is_index()) {
       s += ",\"manifests\":[";
       for (size_t i = 0; i < p.manifests.size(); ++i) {
@@ -69,9 +69,9 @@ struct Renderer {
         if (i) s += ",";
         auto it = by_digest.find(d.digest);
         if (it == by_digest.end()) {
-          s += "{\"digest\":" + JsonString(d.digest) + ",\"mediaType\":" + JsonString(d.media_type) +
+          s += "{\"digest\":" + JsonQuote(d.digest) + ",\"mediaType\":" + JsonQuote(d.media_type) +
                ",\"size\":" + std::to_string(d.size) +
-               (d.platform ? ",\"platform\":" + JsonString(d.platform->ToString()) : "") + ",\"present\":false}";
+               (d.platform ? ",\"platform\":" + JsonQuote(d.platform->ToString()) : "") + ",\"present\":false}";
         } else {
           total += it->second->bytes.size();
           s += Json(*it->second);
@@ -81,7 +81,7 @@ struct Renderer {
     }
     auto blob = [&](const index::Descriptor& d) {
       total += d.size;
-      return "{\"digest\":" + JsonString(d.digest) + ",\"mediaType\":" + JsonString(d.media_type) +
+      return "{\"digest\":" + JsonQuote(d.digest) + ",\"mediaType\":" + JsonQuote(d.media_type) +
              ",\"size\":" + std::to_string(d.size) + "}";
     };
     s += ",\"config\":" + blob(p.config) + ",\"layers\":[";
@@ -109,7 +109,7 @@ int RunTree(const Globals& g, const TreeArgs& a) {
   if (a.json) {
     std::string body = r.Json(top);
     std::printf("{\"image\":%s,\"root\":%s,\"total\":%llu,\"deduplicated\":%llu,\"missingBlobs\":%zu}\n",
-                JsonString(name).c_str(), body.c_str(), static_cast<unsigned long long>(r.total),
+                JsonQuote(name).c_str(), body.c_str(), static_cast<unsigned long long>(r.total),
                 static_cast<unsigned long long>(graph->total_bytes()), graph->missing_blobs.size());
     return kExitOk;
   }

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "util/json.h"
+
 namespace silo::index {
 namespace {
 
@@ -52,35 +54,6 @@ Result<std::vector<ExportedBlob>> Blobs(object o, std::string_view key) {
 }
 
 }  // namespace
-
-std::string JsonQuote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 std::string EncodeExportRecord(const ExportRecord& r) {
   auto blobs = [](const std::vector<ExportedBlob>& v, bool with_archive) {

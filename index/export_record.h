@@ -15,9 +15,6 @@
 
 namespace silo::index {
 
-// `s` as a JSON string literal (quoted, escaped).
-std::string JsonQuote(std::string_view s);
-
 // The name of the record inside an export archive or layout.
 inline constexpr std::string_view kExportRecordName = "silo-export.json";
 

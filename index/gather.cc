@@ -6,29 +6,9 @@
 #include "index/image.h"
 #include "index/manifest.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 namespace silo::index {
-namespace {
-
-std::string Json(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "\"";
-}
-
-}  // namespace
-
 Result<GatherResult> Gather(store::Store& store, const std::vector<std::string>& names, const Reference& target) {
   if (target.tag.empty()) {
     return Status::InvalidArgument("gather: " + target.ToString() + ": the target needs a tag (REGISTRY/REPO:TAG)");
@@ -39,7 +19,7 @@ Result<GatherResult> Gather(store::Store& store, const std::vector<std::string>&
     for (const auto& e : found) selected.emplace(e.name, e.target);
   }
   if (selected.empty()) return Status::InvalidArgument("gather: the list names no image");
-  std::string out = "{\"schemaVersion\":2,\"mediaType\":" + Json(media::kOciIndex) + ",\"manifests\":[";
+  std::string out = "{\"schemaVersion\":2,\"mediaType\":" + JsonQuote(media::kOciIndex) + ",\"manifests\":[";
   store::PutOptions po;
   bool first = true;
   for (const auto& [name, digest] : selected) {
@@ -49,9 +29,9 @@ Result<GatherResult> Gather(store::Store& store, const std::vector<std::string>&
     if (!parsed.ok()) return parsed.status().WithContext("gather: image " + ref.ToString());
     std::string media_type = parsed->media_type;
     if (media_type.empty()) media_type = parsed->is_index() ? media::kOciIndex : media::kOciManifest;
-    out += std::string(first ? "" : ",") + "{\"mediaType\":" + Json(media_type) +
-           ",\"digest\":" + Json(digest.ToString()) + ",\"size\":" + std::to_string(bytes.size()) +
-           ",\"annotations\":{\"org.opencontainers.image.ref.name\":" + Json(ref.ToString()) + "}}";
+    out += std::string(first ? "" : ",") + "{\"mediaType\":" + JsonQuote(media_type) +
+           ",\"digest\":" + JsonQuote(digest.ToString()) + ",\"size\":" + std::to_string(bytes.size()) +
+           ",\"annotations\":{\"org.opencontainers.image.ref.name\":" + JsonQuote(ref.ToString()) + "}}";
     first = false;
     po.links.push_back(digest);
   }

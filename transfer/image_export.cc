@@ -18,6 +18,7 @@
 #include "index/image.h"
 #include "util/fd.h"
 #include "util/interrupt.h"
+#include "util/json.h"
 
 namespace silo::transfer {
 namespace {
@@ -73,14 +74,14 @@ struct IndexEntry {
 };
 
 std::string EncodeIndexEntry(const IndexEntry& e) {
-  std::string s = "{\"mediaType\":" + index::JsonQuote(e.media_type) + ",\"digest\":" + index::JsonQuote(e.digest) +
+  std::string s = "{\"mediaType\":" + JsonQuote(e.media_type) + ",\"digest\":" + JsonQuote(e.digest) +
                   ",\"size\":" + std::to_string(e.size);
   if (!e.platform_json.empty()) s += ",\"platform\":" + e.platform_json;
   if (!e.annotations.empty()) {
     s += ",\"annotations\":{";
     bool first = true;
     for (const auto& [k, v] : e.annotations) {
-      s += (first ? "" : ",") + index::JsonQuote(k) + ":" + index::JsonQuote(v);
+      s += (first ? "" : ",") + JsonQuote(k) + ":" + JsonQuote(v);
       first = false;
     }
     s += "}";
@@ -149,12 +150,12 @@ Result<Plan> MakePlan(store::Store& store, const std::vector<ExportImage>& image
                                 " manifest in the store (docker-archive holds one platform; choose it with "
                                 "--platform)");
       }
-      std::string tags = img.name.find('@') == std::string::npos ? index::JsonQuote(img.name) : "";
+      std::string tags = img.name.find('@') == std::string::npos ? JsonQuote(img.name) : "";
       docker += std::string(docker.size() > 1 ? "," : "") +
-                "{\"Config\":" + index::JsonQuote("blobs/sha256/" + m->parsed.config.digest.substr(7)) +
-                ",\"RepoTags\":[" + tags + "],\"Layers\":[";
+                "{\"Config\":" + JsonQuote("blobs/sha256/" + m->parsed.config.digest.substr(7)) + ",\"RepoTags\":[" +
+                tags + "],\"Layers\":[";
       for (size_t i = 0; i < m->parsed.layers.size(); ++i) {
-        docker += (i ? "," : "") + index::JsonQuote("blobs/sha256/" + m->parsed.layers[i].digest.substr(7));
+        docker += (i ? "," : "") + JsonQuote("blobs/sha256/" + m->parsed.layers[i].digest.substr(7));
       }
       docker += "]}";
     }

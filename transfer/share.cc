@@ -16,6 +16,7 @@
 #include "index/tree.h"
 #include "transfer/fs_util.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 namespace silo::transfer {
 namespace {
@@ -24,38 +25,6 @@ constexpr std::string_view kDigestSpace = "share-digest";
 constexpr size_t kMaxListEntries = 1'000'000;
 
 // --- small helpers ---------------------------------------------------------------------
-
-std::string JsonEscape(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 std::string HttpDate(int64_t time_ns) {
   time_t t = static_cast<time_t>(time_ns / 1000000000LL);
@@ -79,7 +48,7 @@ void PutBe64(std::string* out, uint64_t v) {
 ShareResponse ErrorResponse(int status, std::string message) {
   ShareResponse r;
   r.status = status;
-  r.body = "{\"error\":" + JsonEscape(message) + "}\n";
+  r.body = "{\"error\":" + JsonQuote(message) + "}\n";
   r.content_length = r.body.size();
   r.headers.emplace_back("Content-Type", "application/json");
   r.error = std::move(message);
@@ -381,11 +350,11 @@ namespace {
 
 std::string StatJson(std::string_view path, const struct stat& st, const std::optional<store::Digest>& digest,
                      const std::string& link_target) {
-  std::string j = "{\"path\":" + JsonEscape(path) + ",\"type\":\"" + std::string(TypeName(st.st_mode)) +
+  std::string j = "{\"path\":" + JsonQuote(path) + ",\"type\":\"" + std::string(TypeName(st.st_mode)) +
                   "\",\"size\":" + std::to_string(S_ISREG(st.st_mode) ? st.st_size : 0) +
                   ",\"mtime\":" + std::to_string(fs::MtimeNs(st)) + ",\"mode\":" + std::to_string(st.st_mode & 07777);
   if (digest) j += ",\"digest\":\"" + digest->ToString() + "\"";
-  if (S_ISLNK(st.st_mode)) j += ",\"target\":" + JsonEscape(link_target);
+  if (S_ISLNK(st.st_mode)) j += ",\"target\":" + JsonQuote(link_target);
   return j + "}";
 }
 
@@ -394,11 +363,11 @@ std::string EntryJson(std::string_view path, const index::TreeEntry& e) {
                           : e.type == index::EntryType::kDir     ? "directory"
                           : e.type == index::EntryType::kSymlink ? "symlink"
                                                                  : "other";
-  std::string j = "{\"path\":" + JsonEscape(path) + ",\"type\":\"" + std::string(type) +
+  std::string j = "{\"path\":" + JsonQuote(path) + ",\"type\":\"" + std::string(type) +
                   "\",\"size\":" + std::to_string(e.type == index::EntryType::kFile ? e.size : 0) +
                   ",\"mtime\":" + std::to_string(e.mtime_ns) + ",\"mode\":" + std::to_string(e.mode);
   if (e.type == index::EntryType::kFile) j += ",\"digest\":\"" + e.digest.ToString() + "\"";
-  if (e.type == index::EntryType::kSymlink) j += ",\"target\":" + JsonEscape(e.target);
+  if (e.type == index::EntryType::kSymlink) j += ",\"target\":" + JsonQuote(e.target);
   return j + "}";
 }
 
@@ -453,7 +422,7 @@ ShareResponse ShareService::Impl::Files(const ShareRequest& req, std::string_vie
     std::string j = "{\"shares\":[";
     bool first = true;
     for (const auto& [name, s] : shares) {
-      j += std::string(first ? "" : ",") + JsonEscape(name);
+      j += std::string(first ? "" : ",") + JsonQuote(name);
       first = false;
     }
     return JsonResponse(j + "]}\n");
@@ -498,7 +467,7 @@ ShareResponse ShareService::Impl::Files(const ShareRequest& req, std::string_vie
     return r;
   }
   if (S_ISDIR(st.st_mode)) {
-    std::string j = "{\"path\":" + JsonEscape(*rel) + ",\"type\":\"directory\",\"entries\":[\n";
+    std::string j = "{\"path\":" + JsonQuote(*rel) + ",\"type\":\"directory\",\"entries\":[\n";
     size_t count = 0;
     bool first = true;
     Status s = ListDir(share, fd->get(), real_rel, "", q, &j, &count, &first);
@@ -545,7 +514,7 @@ ShareResponse ShareService::Impl::Snapshots(const ShareRequest& req, std::string
     std::string j = "{\"snapshots\":[";
     bool first = true;
     for (const auto& s : *list) {
-      j += std::string(first ? "\n" : ",\n") + "{\"name\":" + JsonEscape(s.record.name) + ",\"id\":\"" + s.id +
+      j += std::string(first ? "\n" : ",\n") + "{\"name\":" + JsonQuote(s.record.name) + ",\"id\":\"" + s.id +
            "\",\"time\":" + std::to_string(s.record.time_ns) + ",\"digest\":\"" + s.digest.ToString() + "\"}";
       first = false;
     }
@@ -570,7 +539,7 @@ ShareResponse ShareService::Impl::Snapshots(const ShareRequest& req, std::string
     return r;
   }
   if (entry->type == index::EntryType::kDir) {
-    std::string j = "{\"path\":" + JsonEscape(*rel) + ",\"type\":\"directory\",\"entries\":[\n";
+    std::string j = "{\"path\":" + JsonQuote(*rel) + ",\"type\":\"directory\",\"entries\":[\n";
     size_t count = 0;
     bool first = true;
     Status s = ListTree(entry->digest, *rel, "", q, &j, &count, &first);

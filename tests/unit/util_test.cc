@@ -2,6 +2,7 @@
 
 #include "transfer/local_file.h"
 #include "util/hash.h"
+#include "util/json.h"
 #include "util/result.h"
 #include "util/units.h"
 
@@ -30,6 +31,14 @@ TEST(Result, ContextAccumulatesAndCodesSurvive) {
   EXPECT_EQ(s.message(), "pull 127.0.0.1:5000/app:1.0: blob sha256:ab: size 1024, manifest says 2048");
   EXPECT_EQ(*Quarter(8), 2);
   EXPECT_EQ(Quarter(6).status().message(), "odd");
+}
+
+TEST(Json, QuotesAndEscapes) {
+  EXPECT_EQ(JsonQuote(""), "\"\"");
+  EXPECT_EQ(JsonQuote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(JsonQuote("l1\nl2\tx\r"), "\"l1\\nl2\\tx\\r\"");
+  EXPECT_EQ(JsonQuote(std::string("\x01\x1f", 2)), "\"\\u0001\\u001f\"");
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");  // UTF-8 passes through
 }
 
 TEST(Units, ParsesSizesAndDurations) {

@@ -11,6 +11,7 @@
 #include "transfer/server/repo_map.h"
 #include "transfer/server/uploads.h"
 #include "util/hash.h"
+#include "util/json.h"
 
 namespace silo::server {
 namespace {
@@ -18,38 +19,6 @@ namespace {
 constexpr std::string_view kMediaTypeSpace = "mediatype";
 constexpr std::string_view kReferrersSpace = "referrers";
 constexpr size_t kBodyBuffer = 1 << 20;
-
-std::string JsonQuote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 Response Json(int status, std::string body, std::string content_type = "application/json") {
   return Response::Text(status, std::move(body), std::move(content_type));
