@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "util/interrupt.h"
+#include "util/single_flight.h"
 #include "util/thread_pool.h"
 
 namespace silo::transfer {
@@ -31,8 +32,7 @@ struct Puller::Impl {
   std::mutex clients_mu;
   std::map<std::string, std::unique_ptr<RegistryClient>> clients;
   // Blobs being fetched right now, so concurrent images share one download.
-  std::mutex inflight_mu;
-  std::map<std::string, std::shared_future<Status>> inflight;
+  SingleFlight inflight;  // blob digests being fetched
   std::unique_ptr<ThreadPool> blob_pool;
 
   Impl(store::Store& s, PullOptions o, PullCounters& c) : store(s), options(std::move(o)), counters(c) {
@@ -80,35 +80,12 @@ struct Puller::Impl {
 
   // Fetches a blob unless another image is fetching it already (then waits for that).
   Status FetchBlobShared(RegistryClient& client, const std::string& repo, const index::Descriptor& d) {
-    std::promise<Status> promise;
-    std::shared_future<Status> future;
-    bool mine = false;
-    {
-      std::lock_guard lock(inflight_mu);
-      auto it = inflight.find(d.digest);
-      if (it != inflight.end()) {
-        future = it->second;
-      } else {
-        future = promise.get_future().share();
-        inflight.emplace(d.digest, future);
-        mine = true;
-      }
-    }
-    if (!mine) {
-      counters.blobs_shared++;
-      Status s = future.get();
-      // The other image's registry or repository may have failed; try ours.
-      if (s.ok()) return s;
-      return FetchBlobShared(client, repo, d);
-    }
-    Status s = FetchBlobNow(client, repo, d);
-    {
-      // Gone from the map before waiters wake: one that retries starts a fresh download.
-      std::lock_guard lock(inflight_mu);
-      inflight.erase(d.digest);
-    }
-    promise.set_value(s);
-    return s;
+    auto run = inflight.Do(d.digest, [&] { return FetchBlobNow(client, repo, d); });
+    if (run.ran) return run.status;
+    counters.blobs_shared++;
+    // The other image's registry or repository may have failed; try ours.
+    if (run.status.ok()) return run.status;
+    return FetchBlobShared(client, repo, d);
   }
 
   // Fetches the missing blobs of one image manifest, up to blob_jobs at a time.

@@ -10,6 +10,7 @@
 #include "store/digest.h"
 #include "util/hash.h"
 #include "util/interrupt.h"
+#include "util/single_flight.h"
 #include "util/thread_pool.h"
 
 namespace silo::transfer {
@@ -83,8 +84,7 @@ struct Pusher::Impl {
   std::mutex known_mu;
   std::map<std::string, std::set<std::string>> known;
   // Blobs being uploaded right now, so concurrent images share one upload.
-  std::mutex inflight_mu;
-  std::map<std::string, std::shared_future<Status>> inflight;
+  SingleFlight inflight;  // blob digests being uploaded
 
   Impl(store::Store& s, PushDestination d, PushOptions o, PushCounters& c)
       : store(s), dest(std::move(d)), options(std::move(o)), counters(c), client(dest.registry, [&] {
@@ -166,32 +166,10 @@ struct Pusher::Impl {
   // Uploads a blob unless another image is uploading it right now (then waits, and mounts
   // or finds it).
   Status PushBlobShared(const std::string& repo, const index::Descriptor& d) {
-    std::promise<Status> promise;
-    std::shared_future<Status> future;
-    bool mine = false;
-    {
-      std::lock_guard lock(inflight_mu);
-      auto it = inflight.find(d.digest);
-      if (it != inflight.end()) {
-        future = it->second;
-      } else {
-        future = promise.get_future().share();
-        inflight.emplace(d.digest, future);
-        mine = true;
-      }
-    }
-    if (!mine) {
-      counters.blobs_shared++;
-      future.get();
-      return PushBlobShared(repo, d);  // now known somewhere (or failed there: try ours)
-    }
-    Status s = PushBlobNow(repo, d);
-    {
-      std::lock_guard lock(inflight_mu);
-      inflight.erase(d.digest);
-    }
-    promise.set_value(s);
-    return s;
+    auto run = inflight.Do(d.digest, [&] { return PushBlobNow(repo, d); });
+    if (run.ran) return run.status;
+    counters.blobs_shared++;
+    return PushBlobShared(repo, d);  // now known somewhere (or failed there: try ours)
   }
 
   Status PushBlobs(const std::string& repo, const std::vector<index::Descriptor>& blobs) {

@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
-
 #include "transfer/local_file.h"
 #include "util/hash.h"
 #include "util/json.h"
 #include "util/result.h"
+#include "util/single_flight.h"
 #include "util/units.h"
 
 namespace silo {
@@ -39,6 +39,26 @@ TEST(Json, QuotesAndEscapes) {
   EXPECT_EQ(JsonQuote("l1\nl2\tx\r"), "\"l1\\nl2\\tx\\r\"");
   EXPECT_EQ(JsonQuote(std::string("\x01\x1f", 2)), "\"\\u0001\\u001f\"");
   EXPECT_EQ(JsonQuote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");  // UTF-8 passes through
+}
+
+// Concurrent sharing is exercised by the pull and push integration tests (a blob shared by
+// images pulled or pushed together goes over the wire once); here, the sequential contract.
+TEST(SingleFlight, RunsWorkAndFreesTheKeyAfterwards) {
+  SingleFlight flight;
+  int runs = 0;
+  auto first = flight.Do("k", [&] {
+    ++runs;
+    return Status::IO("boom");
+  });
+  EXPECT_TRUE(first.ran);
+  EXPECT_EQ(first.status.code(), Code::kIO);
+  auto again = flight.Do("k", [&] {
+    ++runs;
+    return Status::Ok();
+  });
+  EXPECT_TRUE(again.ran);
+  EXPECT_TRUE(again.status.ok());
+  EXPECT_EQ(runs, 2);
 }
 
 TEST(Units, ParsesSizesAndDurations) {
