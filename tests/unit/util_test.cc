@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+
 #include "transfer/local_file.h"
 #include "util/hash.h"
 #include "util/json.h"
