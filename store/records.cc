@@ -140,6 +140,7 @@ std::string ChunkMeta::Encode() const {
   PutFixed(&out, written_us);
   PutFixed(&out, raw_length);
   PutFixed(&out, stored_length);
+  if (pending) out.push_back('\1');  // absent in records written before the flag existed
   return out;
 }
 
@@ -148,6 +149,7 @@ Result<ChunkMeta> ChunkMeta::Decode(std::string_view in) {
   if (!GetFixed(&in, &m.written_us) || !GetFixed(&in, &m.raw_length) || !GetFixed(&in, &m.stored_length)) {
     return Status::Corruption("chunk metadata truncated");
   }
+  m.pending = !in.empty() && in[0] != 0;
   return m;
 }
 

@@ -48,6 +48,10 @@ struct ChunkMeta {
   int64_t written_us = 0;
   uint32_t raw_length = 0;
   uint32_t stored_length = 0;
+  // The chunk's bytes were written without the WAL and may not have survived a crash:
+  // nobody may deduplicate against it, and gc sweeps it after the grace period unless an
+  // object references it. Cleared once the bytes are flushed (see WriteChunkUnlogged).
+  bool pending = false;
 
   std::string Encode() const;
   static Result<ChunkMeta> Decode(std::string_view bytes);

@@ -246,20 +246,71 @@ Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
   return DecodeChunk(value.ToStringView(), out).WithContext("chunk " + ToHex(id).substr(0, 12));
 }
 
+namespace {
+
+// One batch entry for a chunk's bytes, reserved up front so the batch never regrows (a
+// regrowth copies every byte of the chunk once more).
+struct ChunkBatch {
+  EncodedChunk enc;
+  ChunkMeta meta;
+  rocksdb::WriteBatch batch;
+
+  ChunkBatch(const ChunkId& id, ByteSpan raw, int zstd_level, rocksdb::ColumnFamilyHandle* chunks)
+      : enc(EncodeChunk(raw, zstd_level)),
+        meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))},
+        batch(meta.stored_length + 256) {
+    rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());
+    rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
+                               enc.is_compressed
+                                   ? rocksdb::Slice(enc.compressed)
+                                   : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
+    status = FromRocks(batch.Put(chunks, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk");
+  }
+  Status status;
+};
+
+}  // namespace
+
 Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level) {
   // A store created without compression ("none") stays without it.
-  EncodedChunk enc = EncodeChunk(raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_);
-  ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))};
-  *stored_size = meta.stored_length;
-  rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());
-  rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
-                             enc.is_compressed ? rocksdb::Slice(enc.compressed)
-                                               : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
-  std::string meta_value = meta.Encode();
-  rocksdb::WriteBatch batch;
-  SILO_TRY(FromRocks(batch.Put(chunks(), rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk"));
-  SILO_TRY(FromRocks(batch.Put(chunk_meta(), key, meta_value), "write chunk"));
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write chunk");
+  ChunkBatch c(id, raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_, chunks());
+  SILO_TRY(c.status);
+  *stored_size = c.meta.stored_length;
+  SILO_TRY(FromRocks(c.batch.Put(chunk_meta(), KeyOf(id), c.meta.Encode()), "write chunk"));
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &c.batch), "write chunk");
+}
+
+Status StoreImpl::WriteChunkUnlogged(const ChunkId& id, ByteSpan raw, int zstd_level, ChunkMeta* meta,
+                                     uint64_t* ticket) {
+  ChunkBatch c(id, raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_, chunks());
+  SILO_TRY(c.status);
+  *meta = c.meta;
+  // The pending record first and logged: whenever the bytes may have reached disk, a
+  // record exists that lets gc find and sweep them.
+  ChunkMeta pending = c.meta;
+  pending.pending = true;
+  SILO_TRY(FromRocks(db_->Put(rocksdb::WriteOptions(), chunk_meta(), KeyOf(id), pending.Encode()), "write chunk"));
+  rocksdb::WriteOptions unlogged;
+  unlogged.disableWAL = true;
+  std::shared_lock lock(unlogged_mu_);
+  *ticket = unlogged_tickets_.fetch_add(1) + 1;
+  return FromRocks(db_->Write(unlogged, &c.batch), "write chunk");
+}
+
+Status StoreImpl::FlushUnloggedChunks(uint64_t ticket) {
+  std::lock_guard flush_lock(flush_mu_);
+  if (flushed_ticket_ >= ticket) return Status::Ok();
+  uint64_t target;
+  {
+    std::unique_lock lock(unlogged_mu_);
+    target = unlogged_tickets_.load();
+  }
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  fo.allow_write_stall = true;
+  SILO_TRY(FromRocks(db_->Flush(fo, chunks()), "flush chunks"));
+  flushed_ticket_ = target;
+  return Status::Ok();
 }
 
 void StoreImpl::AcquireChunkBudget(size_t bytes) {
@@ -286,7 +337,9 @@ Status StoreImpl::DropDamagedChunk(const ChunkId& id) {
 
 bool StoreImpl::ChunkExists(const ChunkId& id) {
   rocksdb::PinnableSlice value;
-  return db_->Get(rocksdb::ReadOptions(), chunk_meta(), KeyOf(id), &value).ok();
+  if (!db_->Get(rocksdb::ReadOptions(), chunk_meta(), KeyOf(id), &value).ok()) return false;
+  auto meta = ChunkMeta::Decode(value.ToStringView());
+  return meta.ok() && !meta->pending;
 }
 
 static ObjectInfo InfoFromRecord(const Digest& digest, const ObjectRecord& r) {

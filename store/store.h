@@ -74,6 +74,10 @@ class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;
   virtual Status Write(ByteSpan data) = 0;
+  // Like Write, but `data` stays valid for as long as `owner` lives: the writer holds a
+  // reference while chunks of it are in flight and returns without waiting for them, so
+  // the caller can prepare its next buffer (map the next window of a file) meanwhile.
+  virtual Status WriteShared(ByteSpan data, std::shared_ptr<const void> owner) = 0;
   // Checks the expected digest and size, then makes the object visible atomically.
   // Integrity error (nothing visible) when they do not match.
   virtual Result<ObjectInfo> Commit() = 0;

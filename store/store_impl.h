@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,16 @@ class StoreImpl final : public Store {
   // Writes a new chunk and its metadata in one batch through the WAL (so a commit written
   // after it can never survive a crash that loses it). `zstd_level` 0: the store's level.
   Status WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level = 0);
+  // The same for the bulk of a large object, with each byte written once instead of twice:
+  // a pending metadata record goes through the WAL, the bytes do not. Until the caller
+  // has called FlushUnloggedChunks(*ticket) and written `*meta` with pending cleared (in
+  // the batch that commits or checkpoints the object), the chunk is invisible to
+  // ChunkExists, so no other object can come to depend on bytes a crash could lose; a
+  // crash leaves a pending record that gc sweeps after its grace period.
+  Status WriteChunkUnlogged(const ChunkId& id, ByteSpan raw, int zstd_level, ChunkMeta* meta, uint64_t* ticket);
+  // Makes every chunk whose WriteChunkUnlogged returned a ticket up to `ticket` durable,
+  // by flushing the chunks column family; concurrent callers share one flush.
+  Status FlushUnloggedChunks(uint64_t ticket);
   uint64_t DiskUsage() const;
   // Store-wide bound on chunk bytes queued or being written by all writers together, so
   // memory stays bounded however many objects are written at once.
@@ -112,6 +123,13 @@ class StoreImpl final : public Store {
   std::condition_variable budget_cv_;
   size_t budget_used_ = 0;
   static constexpr size_t kChunkBudget = 48 << 20;
+  // Unlogged chunk writes hold unlogged_mu_ shared while they take a ticket and write;
+  // FlushUnloggedChunks holds it exclusively to read the last ticket, so every write with
+  // a ticket up to that one is in a memtable the flush that follows covers.
+  std::shared_mutex unlogged_mu_;
+  std::atomic<uint64_t> unlogged_tickets_{0};  // taken with unlogged_mu_ held shared
+  std::mutex flush_mu_;
+  uint64_t flushed_ticket_ = 0;  // under flush_mu_
 };
 
 }  // namespace silo::store

@@ -79,11 +79,25 @@ class WriterImpl final : public ObjectWriter {
       rec.chunks.push_back(s.ref);
       rec.size += s.ref.length;
     }
+    rocksdb::WriteBatch batch;
+    SILO_TRY(FlushUnlogged().status());
+    AddConfirmed(&batch);
+    batch.Put(store_->index(), StoreImpl::IndexKey(kPartialSpace, options_.resume_key), rec.Encode());
+    SILO_TRY(FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &batch), "checkpoint"));
+    MarkConfirmed();
     checkpointed_ = dispatched_bytes_;
-    return store_->PutIndex(kPartialSpace, options_.resume_key, rec.Encode());
+    return Status::Ok();
   }
 
-  Status Write(ByteSpan data) override {
+  Status Write(ByteSpan data) override { return WriteImpl(data, nullptr); }
+  Status WriteShared(ByteSpan data, std::shared_ptr<const void> owner) override {
+    return WriteImpl(data, std::move(owner));
+  }
+
+ private:
+  // `owner`, when set, keeps `data` alive for chunks still in flight after returning;
+  // without one, chunks borrowed from `data` are waited for.
+  Status WriteImpl(ByteSpan data, std::shared_ptr<const void> owner) {
     if (committed_) return Status::InvalidArgument("write after commit");
     if (Interrupted()) return Status::Interrupted("put interrupted");
     SILO_TRY(FirstError());
@@ -93,8 +107,8 @@ class WriterImpl final : public ObjectWriter {
     total_ += data.size();
     // Hash and chunk block by block, so each block is still in cache for the second pass.
     // A chunk that lies wholly inside `data` is hashed and stored straight from it (no
-    // copy), and Write waits for those before returning; a chunk that began in an earlier
-    // call, or continues into the next, is gathered in buf_.
+    // copy), and Write waits for those before returning unless `owner` keeps `data` alive;
+    // a chunk that began in an earlier call, or continues into the next, is gathered in buf_.
     size_t start = 0;  // where the current chunk begins in `data` (0 if it began earlier)
     bool borrowed = false;
     for (size_t off = 0; off < data.size();) {
@@ -107,8 +121,8 @@ class WriterImpl final : public ObjectWriter {
         b += *cut;
         ByteSpan chunk = data.subspan(start, off + b - start);
         if (buf_.empty()) {
-          Dispatch(chunk, nullptr);
-          borrowed = true;
+          Dispatch(chunk, owner);
+          borrowed = owner == nullptr;
         } else {
           Append(chunk);
           auto owned = std::make_shared<std::vector<uint8_t>>(std::move(buf_));
@@ -126,6 +140,7 @@ class WriterImpl final : public ObjectWriter {
     return Status::Ok();
   }
 
+ public:
   Result<ObjectInfo> Commit() override {
     if (committed_) return Status::InvalidArgument("commit called twice");
     committed_ = true;
@@ -169,6 +184,8 @@ class WriterImpl final : public ObjectWriter {
     info.new_chunks = new_chunks_;
     info.new_stored_bytes = new_stored_;
 
+    // Outside the locks below: a flush takes a while.
+    SILO_ASSIGN_OR_RETURN(bool any_unlogged, FlushUnlogged());
     {
       // Under the barrier: a running collection either sees this object or never
       // deletes what it needs.
@@ -190,8 +207,9 @@ class WriterImpl final : public ObjectWriter {
         need_alias =
             !store_->db()->Get(rocksdb::ReadOptions(), store_->aliases(), Digest::Sha1(rec.sha1).raw(), &alias).ok();
       }
-      if (!info.existed || need_alias || !options_.ref.empty() || !options_.resume_key.empty()) {
+      if (!info.existed || need_alias || any_unlogged || !options_.ref.empty() || !options_.resume_key.empty()) {
         rocksdb::WriteBatch batch;
+        AddConfirmed(&batch);
         if (!options_.ref.empty()) batch.Put(store_->refs(), options_.ref, EncodeRefTarget(digest));
         if (!options_.resume_key.empty())
           batch.Delete(store_->index(), StoreImpl::IndexKey(kPartialSpace, options_.resume_key));
@@ -230,7 +248,29 @@ class WriterImpl final : public ObjectWriter {
   struct Slot {
     ChunkRef ref;
     bool pinned = false;
+    bool unlogged = false;  // decided at dispatch: write the bytes without the WAL
+    uint64_t ticket = 0;    // set when the bytes were written unlogged and await confirming
+    ChunkMeta meta;         // the record that confirms them
   };
+
+  // Makes the chunks this writer wrote without the WAL durable; true when there were any.
+  Result<bool> FlushUnlogged() {
+    uint64_t ticket = 0;
+    for (const auto& s : slots_) ticket = std::max(ticket, s.ticket);
+    if (ticket == 0) return false;
+    SILO_TRY(store_->FlushUnloggedChunks(ticket));
+    return true;
+  }
+  // Adds the confirmed metadata of those chunks to `batch` (the one that records the
+  // object or its checkpoint). Call after FlushUnlogged.
+  void AddConfirmed(rocksdb::WriteBatch* batch) {
+    for (const auto& s : slots_) {
+      if (s.ticket != 0) batch->Put(store_->chunk_meta(), KeyOf(s.ref.id), s.meta.Encode());
+    }
+  }
+  void MarkConfirmed() {
+    for (auto& s : slots_) s.ticket = 0;
+  }
 
   Status CheckExpected(const Digest& digest, const ObjectRecord& rec) const {
     if (options_.expected_size && *options_.expected_size != total_) {
@@ -255,11 +295,12 @@ class WriterImpl final : public ObjectWriter {
 
   // Queues one chunk for the pool. `owner` keeps owned bytes alive; null when `chunk`
   // borrows the caller's buffer (the caller then waits before returning).
-  void Dispatch(ByteSpan chunk, std::shared_ptr<std::vector<uint8_t>> owner) {
+  void Dispatch(ByteSpan chunk, std::shared_ptr<const void> owner) {
     // Bounded memory: at most a few chunks in flight per writer.
     inflight_.WaitBelow(2 * store_->pool().size() + 2);
     auto& slot = slots_.emplace_back();
     slot.ref.length = static_cast<uint32_t>(chunk.size());
+    slot.unlogged = dispatched_bytes_ >= kUnloggedAfter;
     dispatched_bytes_ += chunk.size();
     store_->AcquireChunkBudget(chunk.size());
     inflight_.Add();
@@ -279,7 +320,12 @@ class WriterImpl final : public ObjectWriter {
     slot->pinned = true;
     if (store_->ChunkExists(slot->ref.id)) return Status::Ok();
     uint64_t stored = 0;
-    SILO_TRY(store_->WriteChunk(slot->ref.id, data, &stored, options_.compression_level));
+    if (slot->unlogged) {
+      SILO_TRY(store_->WriteChunkUnlogged(slot->ref.id, data, options_.compression_level, &slot->meta, &slot->ticket));
+      stored = slot->meta.stored_length;
+    } else {
+      SILO_TRY(store_->WriteChunk(slot->ref.id, data, &stored, options_.compression_level));
+    }
     std::lock_guard lock(err_mu_);
     ++new_chunks_;
     new_stored_ += stored;
@@ -316,6 +362,9 @@ class WriterImpl final : public ObjectWriter {
   std::mutex err_mu_;
   Status first_error_;
   static constexpr uint64_t kCheckpointBytes = 128 << 20;
+  // Chunks past this many bytes of one object skip the WAL (one flush before the commit
+  // then costs less than writing every byte twice); smaller objects log everything.
+  static constexpr uint64_t kUnloggedAfter = 64 << 20;
   uint64_t checkpointed_ = 0;
   static constexpr size_t kHashBlock = 256 << 10;
   uint64_t dispatched_bytes_ = 0;

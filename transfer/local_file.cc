@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <memory>
 #include <vector>
 
 #include "util/fd.h"
@@ -37,8 +38,10 @@ Result<store::ObjectInfo> PutFile(store::Store& store, const std::string& path, 
   SILO_ASSIGN_OR_RETURN(auto writer, store.NewWriter(options));
   struct stat st {};
   if (fd != STDIN_FILENO && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= kMapAtLeast) {
-    // Regular files are mapped a window at a time: no copy through a read buffer, and
-    // resident memory stays bounded by the window whatever the file size.
+    // Regular files are mapped a window at a time: no copy through a read buffer. Chunks
+    // in flight hold their window (unmapped when the last one is stored) while the next
+    // window is hashed, so resident memory stays bounded by a few windows whatever the
+    // file size.
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     for (uint64_t off = 0; off < size; off += kWindow) {
       if (Interrupted()) return Status::Interrupted(name + ": interrupted; nothing was stored");
@@ -46,9 +49,8 @@ Result<store::ObjectInfo> PutFile(store::Store& store, const std::string& path, 
       void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(off));
       if (p == MAP_FAILED) return Status::FromErrno("mmap " + name, errno);
       ::madvise(p, len, MADV_SEQUENTIAL | MADV_WILLNEED);
-      Status s = writer->Write({static_cast<const uint8_t*>(p), len}).WithContext(name);
-      ::munmap(p, len);
-      SILO_TRY(s);
+      std::shared_ptr<const void> window(p, [len](const void* m) { ::munmap(const_cast<void*>(m), len); });
+      SILO_TRY(writer->WriteShared({static_cast<const uint8_t*>(p), len}, std::move(window)).WithContext(name));
       if (progress) progress->Add(len);
     }
     if (::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != size) {

@@ -118,6 +118,62 @@ TEST_F(Store, SecondPutOfTheSameContentWritesNoChunk) {
   EXPECT_EQ(after->objects, before->objects);
 }
 
+TEST_F(Store, TheUnloggedBulkOfALargeObjectIsConfirmedByItsCommit) {
+  // Past 64 MiB a writer's chunks skip the WAL; the commit flushes and confirms them.
+  std::string data = RandomBytes(72 << 20, 13);
+  ObjectInfo first = MustPut(data);
+  Reopen();
+  EXPECT_TRUE(MustRead(first.digest) == data);
+  // Confirmed chunks deduplicate: another object holding the same bytes writes none.
+  std::string twin = data + "x";
+  ObjectInfo second = MustPut(twin);
+  EXPECT_LE(second.new_chunks, 2u);
+  auto fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+}
+
+TEST_F(Store, PendingChunksOfAnAbandonedLargeWriteAreNeverDedupedAgainstAndGcSweepsThem) {
+  std::string keep = RandomBytes(300000, 14);
+  PutOptions with_ref;
+  with_ref.ref = "image/keep:1";
+  ObjectInfo kept = MustPut(keep, with_ref);
+  std::string data = RandomBytes(72 << 20, 15);
+  {
+    auto w = store_->NewWriter({});
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
+    // destroyed without a commit: the chunks past 64 MiB stay pending
+  }
+  Reopen();
+  auto fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean()) << "pending chunks are not damage";
+  // The same bytes put again: the pending chunks are written afresh (a crash could have
+  // lost them), the logged ones are found.
+  uint64_t stats_before = store_->Stats()->chunks;
+  ObjectInfo again = MustPut(data);
+  EXPECT_GT(again.new_chunks, 0u);
+  EXPECT_LT(again.new_chunks, stats_before);
+  EXPECT_TRUE(MustRead(again.digest) == data);
+  // Abandon another large write, then collect with no grace: its chunks go, and what
+  // refs reach stays.
+  {
+    auto w = store_->NewWriter({});
+    ASSERT_TRUE((*w)->Write(AsBytes(RandomBytes(72 << 20, 16))).ok());
+  }
+  GcOptions go;
+  go.grace = std::chrono::seconds(0);
+  auto gc = store_->CollectGarbage(go);
+  ASSERT_TRUE(gc.ok()) << gc.status().message();
+  EXPECT_GT(gc->chunks_removed, 1000u);
+  EXPECT_TRUE(MustRead(kept.digest) == keep);
+  EXPECT_EQ(store_->Stat(again.digest).status().code(), Code::kNotFound);  // no ref reached it
+  fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+}
+
 TEST_F(Store, WrongExpectedDigestOrSizeIsRefusedAndNothingIsVisible) {
   std::string data = RandomBytes(200000, 13);
   Digest right = Digest::Sha256(Sha256::Of(AsBytes(data)));
