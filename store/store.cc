@@ -113,6 +113,11 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   dbo.max_log_file_size = 4 << 20;
   dbo.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   dbo.max_open_files = 1024;
+  // Opening is on the path of every command (a no-op re-pull is mostly open and close):
+  // do not read every table file's properties for compaction statistics, nor stat every
+  // table file, before the first request.
+  dbo.skip_stats_update_on_db_open = true;
+  dbo.skip_checking_sst_file_sizes_on_db_open = true;
   // Every write goes through the WAL (chunk data included), so recovery restores chunk data
   // and chunk metadata together without atomic flushes. (Debian's librocksdb 7.8 keeps its
   // assertions, and its atomic flush aborts the process when a manual flush races an

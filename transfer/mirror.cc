@@ -4,10 +4,41 @@
 #include <thread>
 
 #include "index/image.h"
+#include "transfer/blob_pipe.h"
 #include "transfer/release.h"
 #include "util/interrupt.h"
 
 namespace silo::transfer {
+namespace {
+
+// Bytes buffered between a blob's download and its upload.
+constexpr size_t kTeeBytes = 2 << 20;
+
+// Streams a blob being pulled into the destination repository (Pusher::PushBlobStream) on a
+// thread of its own, fed through a bounded pipe. When the upload fails or is not needed
+// the pipe drops the rest and the pull goes on; the image's push then finds the blob at
+// the destination, or sends it from the store.
+class UploadTee : public BlobTee {
+ public:
+  UploadTee(Pusher& pusher, std::string repo, index::Descriptor d) : pipe_(kTeeBytes) {
+    thread_ = std::thread([this, &pusher, repo = std::move(repo), d = std::move(d)] {
+      pusher.PushBlobStream(repo, d, [this](std::span<uint8_t> buf) { return pipe_.Read(buf); }).IgnoreError();
+      pipe_.CloseRead();
+    });
+  }
+  ~UploadTee() override { Finish(Status::Interrupted("the blob's download ended")); }
+  void Write(ByteSpan data) override { pipe_.Write(data); }
+  void Finish(Status fetch_status) override {
+    pipe_.CloseWrite(std::move(fetch_status));
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  BlobPipe pipe_;
+  std::thread thread_;
+};
+
+}  // namespace
 
 Mirrorer::Mirrorer(store::Store& store, MirrorOptions options)
     : store_(store),
@@ -70,50 +101,55 @@ void Mirrorer::Mirror(std::vector<MirrorItem>& items) {
   std::vector<std::thread> threads;
   for (int t = 0; t < std::clamp(options_.pull.jobs * 2, 1, 32); ++t) threads.emplace_back(checker);
   for (auto& t : threads) t.join();
-  // 2. Pull what the destination lacks.
-  std::vector<PullItem> pulls;
+  threads.clear();
+  // 2. Each image the destination lacks, -j at a time: pulled (its blobs streamed to the
+  // destination while they are stored), then pushed at once (manifests, and the blobs the
+  // store already had).
   std::vector<MirrorItem*> todo;
   for (auto& item : items) {
-    if (!item.status.ok() || item.skipped) continue;
-    if (Interrupted()) {
-      item.status = Status::Interrupted("not started: interrupted");
-      continue;
-    }
-    pulls.push_back({item.input, item.source, Status::Ok(), "", {}, {}, {}});
-    todo.push_back(&item);
+    if (item.status.ok() && !item.skipped) todo.push_back(&item);
   }
-  puller_.Pull(pulls);
-  // 3. Push what was pulled.
-  std::vector<PushItem> pushes;
-  std::vector<MirrorItem*> pushed;
-  for (size_t i = 0; i < todo.size(); ++i) {
-    MirrorItem& item = *todo[i];
-    for (auto& w : pulls[i].warnings) item.warnings.push_back(w);
-    if (!pulls[i].status.ok()) {
-      item.status = pulls[i].status;
-      continue;
-    }
-    auto top = store::Digest::Parse(pulls[i].digest);
-    if (!top.ok()) {
-      item.status = top.status();
-      continue;
-    }
-    PushItem p;
-    p.input = item.input;
-    p.source = item.source;
-    p.top = *top;
-    p.dest = item.dest;
-    pushes.push_back(std::move(p));
-    pushed.push_back(&item);
+  next = 0;
+  auto worker = [&] {
+    for (size_t i; (i = next++) < todo.size();) MirrorOne(*todo[i]);
+  };
+  size_t n = std::min<size_t>(static_cast<size_t>(std::clamp(options_.pull.jobs, 1, 64)), todo.size());
+  for (size_t t = 0; t < n; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+}
+
+void Mirrorer::MirrorOne(MirrorItem& item) {
+  if (Interrupted()) {
+    item.status = Status::Interrupted("not started: interrupted");
+    return;
   }
-  pusher_.Push(pushes);
-  for (size_t i = 0; i < pushes.size(); ++i) {
-    MirrorItem& item = *pushed[i];
-    item.status = pushes[i].status;
-    item.digest = pushes[i].digest;
-    item.rebuilt = pushes[i].rebuilt;
-    for (auto& w : pushes[i].warnings) item.warnings.push_back(w);
+  std::vector<PullItem> pull(1);
+  pull[0].input = item.input;
+  pull[0].reference = item.source;
+  pull[0].tee = [this, repo = item.dest.repository](const index::Descriptor& d) -> std::unique_ptr<BlobTee> {
+    return std::make_unique<UploadTee>(pusher_, repo, d);
+  };
+  puller_.Pull(pull);
+  for (auto& w : pull[0].warnings) item.warnings.push_back(w);
+  if (!pull[0].status.ok()) {
+    item.status = pull[0].status;
+    return;
   }
+  auto top = store::Digest::Parse(pull[0].digest);
+  if (!top.ok()) {
+    item.status = top.status();
+    return;
+  }
+  std::vector<PushItem> push(1);
+  push[0].input = item.input;
+  push[0].source = item.source;
+  push[0].top = *top;
+  push[0].dest = item.dest;
+  pusher_.Push(push);
+  item.status = push[0].status;
+  item.digest = push[0].digest;
+  item.rebuilt = push[0].rebuilt;
+  for (auto& w : push[0].warnings) item.warnings.push_back(w);
 }
 
 std::vector<MirrorItem> Mirrorer::MirrorRelease(const index::Reference& release, const std::string& input) {

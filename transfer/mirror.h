@@ -1,7 +1,9 @@
 // Registry to registry through the store (FastSync's mirror): each image's destination is
 // checked first (HEAD by tag or digest, compared with the source's digest), so an image
-// already there is neither pulled nor pushed; the others are pulled into the store, then
-// pushed. A release mode mirrors an OpenShift release image and every component it names.
+// already there is neither pulled nor pushed; the others are pulled into the store, each
+// blob streamed to the destination while it is stored, and each image pushed (manifests,
+// blobs the store already had) as soon as its pull ends, -j images at a time. A release
+// mode mirrors an OpenShift release image and every component it names.
 #pragma once
 
 #include <atomic>
@@ -54,6 +56,8 @@ class Mirrorer {
  private:
   // The source digest (HEAD at the source) and whether the destination serves it.
   Status Check(MirrorItem& item);
+  // Pulls one image the destination lacks (blobs teed to the destination), then pushes it.
+  void MirrorOne(MirrorItem& item);
   RegistryClient& SourceClient(const std::string& registry);
 
   store::Store& store_;

@@ -54,7 +54,8 @@ struct Puller::Impl {
   }
 
   // Stores one blob (verifying size and digest), resuming a checkpointed download.
-  Status FetchBlobNow(RegistryClient& client, const std::string& repo, const index::Descriptor& d) {
+  Status FetchBlobNow(RegistryClient& client, const std::string& repo, const index::Descriptor& d,
+                      const PullItem& item) {
     SILO_ASSIGN_OR_RETURN(store::Digest digest, ParseDigest(d.digest));
     // Another image may have stored it since this one looked.
     if (store.Stat(digest).ok()) return Status::Ok();
@@ -64,28 +65,34 @@ struct Puller::Impl {
     po.resume_key = "blob/" + d.digest;
     SILO_ASSIGN_OR_RETURN(auto writer, store.NewWriter(po));
     uint64_t offset = writer->bytes_written();
+    std::unique_ptr<BlobTee> tee;
+    if (item.tee && offset == 0) tee = item.tee(d);
     Status s = client.FetchBlob(repo, d.digest, d.size, offset, [&](ByteSpan data) {
       counters.bytes_fetched += data.size();
+      if (tee) tee->Write(data);
       return writer->Write(data);
     });
     if (!s.ok()) {
+      if (tee) tee->Finish(s);
       writer->Checkpoint().IgnoreError();  // the next attempt resumes from here
       return s;
     }
     auto info = writer->Commit();
+    if (tee) tee->Finish(info.status());
     if (!info.ok()) return std::move(info).take_status().WithContext("blob " + d.digest);
     counters.blobs_fetched++;
     return Status::Ok();
   }
 
   // Fetches a blob unless another image is fetching it already (then waits for that).
-  Status FetchBlobShared(RegistryClient& client, const std::string& repo, const index::Descriptor& d) {
-    auto run = inflight.Do(d.digest, [&] { return FetchBlobNow(client, repo, d); });
+  Status FetchBlobShared(RegistryClient& client, const std::string& repo, const index::Descriptor& d,
+                         const PullItem& item) {
+    auto run = inflight.Do(d.digest, [&] { return FetchBlobNow(client, repo, d, item); });
     if (run.ran) return run.status;
     counters.blobs_shared++;
     // The other image's registry or repository may have failed; try ours.
     if (run.status.ok()) return run.status;
-    return FetchBlobShared(client, repo, d);
+    return FetchBlobShared(client, repo, d, item);
   }
 
   // Fetches the missing blobs of one image manifest, up to blob_jobs at a time.
@@ -128,7 +135,7 @@ struct Puller::Impl {
       }
       wg.Add();
       blob_pool->Submit([&, b] {
-        Status s = FetchBlobShared(client, repo, *b);
+        Status s = FetchBlobShared(client, repo, *b, item);
         if (!s.ok()) {
           std::lock_guard lock(mu);
           if (first.ok()) first = std::move(s);
@@ -153,6 +160,13 @@ struct Puller::Impl {
     if (options.dry_run) return Status::Ok();
     store::PutOptions po;
     SILO_ASSIGN_OR_RETURN(po.expected_digest, ParseDigest(m.digest));
+    // Already stored (and the tag already names it): write nothing, so a no-op re-pull
+    // leaves no memtable to flush when the store closes.
+    if (store.Stat(*po.expected_digest).ok()) {
+      if (ref.empty()) return Status::Ok();
+      auto current = store.GetRef(ref);
+      if (current.ok() && *current && **current == *po.expected_digest) return Status::Ok();
+    }
     for (const auto& child : parsed.References()) {
       SILO_ASSIGN_OR_RETURN(store::Digest d, ParseDigest(child.digest));
       po.links.push_back(d);
@@ -262,7 +276,7 @@ uint64_t Puller::retries() const {
 }
 
 void Puller::Pull(std::vector<PullItem>& items) {
-  counters_.images_total = items.size();
+  counters_.images_total += items.size();
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (;;) {
@@ -281,8 +295,8 @@ void Puller::Pull(std::vector<PullItem>& items) {
     }
   };
   std::vector<std::thread> threads;
-  int n = std::clamp(impl_->options.jobs, 1, 64);
-  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+  size_t n = std::min<size_t>(static_cast<size_t>(std::clamp(impl_->options.jobs, 1, 64)), items.size());
+  for (size_t t = 0; t < n; ++t) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
 }
 

@@ -35,6 +35,16 @@ struct PullCounters {
   std::atomic<uint64_t> bytes_fetched{0}, bytes_planned{0};
 };
 
+// Sees the bytes of a blob as they are fetched, in order, each byte once (mirror streams
+// them to the destination at the same time). Write never fails the fetch; Finish is called
+// once, after the blob is committed to the store (ok) or when the fetch failed (the error).
+class BlobTee {
+ public:
+  virtual ~BlobTee() = default;
+  virtual void Write(ByteSpan data) = 0;
+  virtual void Finish(Status fetch_status) = 0;
+};
+
 struct PullItem {
   std::string input;           // as given (goes to the failed list)
   index::Reference reference;  // parsed
@@ -44,6 +54,10 @@ struct PullItem {
   std::vector<std::string> warnings;
   // --dry-run: blobs that would be fetched ("sha256:… size").
   std::vector<std::string> would_fetch;
+  // Optional: a tee for each blob this item fetches from its first byte (null: none). A
+  // blob already stored, shared with another image's download or resumed from a
+  // checkpoint is not teed.
+  std::function<std::unique_ptr<BlobTee>(const index::Descriptor&)> tee = nullptr;
 };
 
 class Puller {

@@ -133,29 +133,62 @@ struct Pusher::Impl {
     };
   }
 
-  Status PushBlobNow(const std::string& repo, const index::Descriptor& d) {
+  // Skips the blob when `repo` has it or a mount from another repository works. True when
+  // nothing is left to upload.
+  Result<bool> PresentOrMounted(const std::string& repo, const index::Descriptor& d) {
     auto [here, elsewhere] = Where(d.digest, repo);
     if (here) {
       counters.blobs_present++;
-      return Status::Ok();
+      return true;
     }
     SILO_ASSIGN_OR_RETURN(auto size, client.BlobSize(repo, d.digest));
     if (size) {
       counters.blobs_present++;
       Remember(d.digest, repo);
-      return Status::Ok();
+      return true;
     }
     if (!elsewhere.empty()) {
       SILO_ASSIGN_OR_RETURN(bool mounted, client.MountBlob(repo, d.digest, elsewhere));
       if (mounted) {
         counters.blobs_mounted++;
         Remember(d.digest, repo);
-        return Status::Ok();
+        return true;
       }
     }
     if (!d.urls.empty()) {
       return Status::Unsupported("blob " + d.digest + " is a foreign layer (" + d.urls.front() + "); not pushed");
     }
+    return false;
+  }
+
+  Status PushBlobStream(const std::string& repo, const index::Descriptor& d,
+                        const std::function<Result<size_t>(std::span<uint8_t>)>& source) {
+    auto run = inflight.Do(d.digest, [&]() -> Status {
+      SILO_ASSIGN_OR_RETURN(bool done, PresentOrMounted(repo, d));
+      if (done) return Status::Ok();
+      bool opened = false;
+      RegistryClient::BlobOpener open = [&]() -> Result<std::function<Result<size_t>(std::span<uint8_t>)>> {
+        if (opened) return Status::Unsupported("blob " + d.digest + ": a streamed upload cannot restart");
+        opened = true;
+        return std::function<Result<size_t>(std::span<uint8_t>)>([&](std::span<uint8_t> buf) -> Result<size_t> {
+          SILO_ASSIGN_OR_RETURN(size_t n, source(buf));
+          counters.bytes_uploaded += n;
+          return n;
+        });
+      };
+      counters.bytes_planned += d.size;
+      // A retry finds the stream spent: `open` refuses a second time, which ends the upload.
+      SILO_TRY(client.UploadBlob(repo, d.digest, d.size, open, options.upload));
+      counters.blobs_uploaded++;
+      Remember(d.digest, repo);
+      return Status::Ok();
+    });
+    return run.status;
+  }
+
+  Status PushBlobNow(const std::string& repo, const index::Descriptor& d) {
+    SILO_ASSIGN_OR_RETURN(bool done, PresentOrMounted(repo, d));
+    if (done) return Status::Ok();
     counters.bytes_planned += d.size;
     SILO_TRY(client.UploadBlob(repo, d.digest, d.size, Opener(d), options.upload));
     counters.blobs_uploaded++;
@@ -286,6 +319,10 @@ uint64_t Pusher::retries() const {
 RegistryClient& Pusher::client() {
   return impl_->client;
 }
+Status Pusher::PushBlobStream(const std::string& repo, const index::Descriptor& d,
+                              const std::function<Result<size_t>(std::span<uint8_t>)>& source) {
+  return impl_->PushBlobStream(repo, d, source);
+}
 
 void Pusher::Push(std::vector<PushItem>& items) {
   counters_.images_total += items.size();
@@ -307,8 +344,8 @@ void Pusher::Push(std::vector<PushItem>& items) {
     }
   };
   std::vector<std::thread> threads;
-  int n = std::clamp(impl_->options.jobs, 1, 64);
-  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+  size_t n = std::min<size_t>(static_cast<size_t>(std::clamp(impl_->options.jobs, 1, 64)), items.size());
+  for (size_t t = 0; t < n; ++t) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
 }
 

@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,16 @@ class Pusher {
 
   // Pushes every item (source, top and dest set); fills in status, digest and flags.
   void Push(std::vector<PushItem>& items);
+
+  // Puts one blob into `repo` (a destination repository) from `source`, a stream of the
+  // blob's d.size bytes that can be read only once (mirror streams a blob being pulled).
+  // Nothing is sent when the repository has it (known to this push, or HEAD), or when it
+  // mounts from another repository this push put it in; a blob being pushed by another
+  // image right now is left to that push. One upload session, no retry (the stream cannot
+  // be replayed): on failure the caller pushes it from the store later. The registry checks
+  // the digest. Thread-safe.
+  Status PushBlobStream(const std::string& repo, const index::Descriptor& d,
+                        const std::function<Result<size_t>(std::span<uint8_t>)>& source);
 
   const PushCounters& counters() const { return counters_; }
   uint64_t requests() const;

@@ -13,6 +13,7 @@
 #include "tests/support/imagegen.h"
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
+#include "tests/support/release_image.h"
 #include "tests/support/store_test.h"
 #include "tests/support/token_registry.h"
 #include "util/hash.h"
@@ -221,7 +222,6 @@ TEST(PullRelease, PullsTheReleaseImageAndEveryComponentByDigest) {
   Registry registry(tmp / "registry");
   registry.Start();
   std::vector<std::string> refs = PushImageSet(registry.host_port(), tmp / "gen");
-  std::string out;
   // Two components, named by digest as a release names them.
   std::vector<std::string> components;
   for (size_t i = 0; i < 2; ++i) {
@@ -230,37 +230,7 @@ TEST(PullRelease, PullsTheReleaseImageAndEveryComponentByDigest) {
     ASSERT_EQ(RunCommand({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref}, &raw), 0);
     components.push_back(ref.substr(0, ref.rfind(':')) + "@" + Digest(raw));
   }
-  std::string json = "{\"kind\":\"ImageStream\",\"apiVersion\":\"image.openshift.io/v1\",\"spec\":{\"tags\":[";
-  for (size_t i = 0; i < components.size(); ++i) {
-    json += std::string(i ? "," : "") + "{\"name\":\"c" + std::to_string(i) +
-            "\",\"from\":{\"kind\":\"DockerImage\",\"name\":\"" + components[i] + "\"}}";
-  }
-  json += "]}}";
-  fs::create_directories(tmp / "rel/release-manifests");
-  WriteFile(tmp / "rel/release-manifests/image-references", json);
-  WriteFile(tmp / "rel/release-manifests/0000_readme", "not the references");
-  ASSERT_EQ(RunCommand({"tar", "-C", tmp / "rel", "-czf", tmp / "layer.tar.gz", "release-manifests"}, &out), 0) << out;
-  std::string layer = ReadFileToString(tmp / "layer.tar.gz");
-  std::string layer_digest = Digest(layer);
-  UploadBlob(registry.url(), "ocp/release", tmp / "layer.tar.gz", layer_digest);
-  std::string config = "{\"architecture\":\"amd64\",\"os\":\"linux\"}";
-  WriteFile(tmp / "config.json", config);
-  UploadBlob(registry.url(), "ocp/release", tmp / "config.json", Digest(config));
-  std::string manifest =
-      "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
-      "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" +
-      Digest(config) + "\",\"size\":" + std::to_string(config.size()) +
-      "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
-      "\"digest\":\"" +
-      layer_digest + "\",\"size\":" + std::to_string(layer.size()) + "}]}";
-  WriteFile(tmp / "manifest.json", manifest);
-  ASSERT_EQ(
-      RunCommand({"curl", "-s", "-f", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
-                  "--data-binary", "@" + (tmp / "manifest.json"), registry.url() + "/v2/ocp/release/manifests/4.99.0"},
-                 &out),
-      0)
-      << out;
-  std::string release = registry.host_port() + "/ocp/release:4.99.0";
+  std::string release = PushReleaseImage(registry.host_port(), "ocp/release:4.99.0", components, tmp / "rel");
   CliResult r = RunSilo(tmp / "store", {"pull", "--plain-http", registry.host_port(), "--failed-file",
                                         tmp / "failed.txt", "--release", release});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -221,6 +221,51 @@ TEST_F(TamperTest, ABlobWhoseBytesDoNotMatchItsDigestIsRefusedAndNothingIsStored
   EXPECT_EQ(RunSilo(tmp_ / "store", {"fsck"}).code, 0);
 }
 
+// mirror streams each blob to the destination while it stores it: a blob whose bytes do not
+// match its digest is refused by the store and by the destination registry alike, so the
+// image appears at neither; the other image of the run is mirrored whole.
+TEST_F(TamperTest, MirrorOfATamperedBlobLeavesNothingAtTheDestination) {
+  std::string ref;
+  for (const auto& r : refs_) {
+    if (r.find("python-worker") != std::string::npos) ref = r;
+  }
+  ASSERT_FALSE(ref.empty());
+  std::string manifest;
+  ASSERT_EQ(RunCommand({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref}, &manifest), 0);
+  auto pos = manifest.rfind("\"digest\"");
+  ASSERT_NE(pos, std::string::npos);
+  std::string layer = manifest.substr(manifest.find("sha256:", pos), 71);
+  std::string path = BlobPath(layer);
+  std::string bytes = ReadFileToString(path);
+  ASSERT_FALSE(bytes.empty()) << path;
+  bytes[bytes.size() / 2] ^= 0x01;
+  WriteFile(path, bytes);
+
+  Registry dest(tmp_ / "dest");
+  dest.Start();
+  CliResult r = Silo({"mirror", "--plain-http", dest.host_port(), ref, refs_[0], dest.host_port() + "/m"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("expected " + layer), std::string::npos) << r.err;
+  EXPECT_EQ(Trim(ReadFileToString(tmp_ / "failed.txt")), ref);
+  std::string at_dest = ref.substr(ref.find('/') + 1);
+  std::string repo = at_dest.substr(0, at_dest.rfind(':'));
+  std::string out;
+  EXPECT_NE(RunCommand({"curl", "-sf", "-I", dest.url() + "/v2/m/" + repo + "/blobs/" + layer}, &out), 0) << out;
+  EXPECT_NE(
+      RunCommand({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + dest.host_port() + "/m/" + at_dest},
+                 &out),
+      0)
+      << out;
+  std::string other = refs_[0].substr(refs_[0].find('/') + 1);
+  EXPECT_EQ(
+      RunCommand({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + dest.host_port() + "/m/" + other},
+                 &out),
+      0)
+      << out;
+  EXPECT_NE(RunSilo(tmp_ / "store", {"stat", layer}).code, 0);
+  EXPECT_EQ(RunSilo(tmp_ / "store", {"fsck"}).code, 0);
+}
+
 // A server that answers registry manifest requests with fixed bytes (what a real registry
 // would refuse to store); returns its host:port.
 std::string StartStaticRegistry(const TempDir& tmp, Process* process) {

@@ -11,6 +11,7 @@
 #include "tests/support/imagegen.h"
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
+#include "tests/support/release_image.h"
 #include "tests/support/store_test.h"
 #include "tests/support/token_registry.h"
 #include "util/hash.h"
@@ -333,6 +334,45 @@ TEST_F(PushTest, MirrorSkipsImagesTheDestinationHasAndTransfersTheRest) {
   CliResult third = Silo({"mirror", "-f", ListFile(*refs_), dest_->host_port() + "/m"});
   ASSERT_EQ(third.code, 0) << third.err;
   EXPECT_EQ(CountRequests(*source_, mark, "GET", "/v2/"), 0u);
+}
+
+// Release mode: the release image and every component it names (by digest) go to the
+// destination under the prefix, digests preserved; a second run finds them all there.
+TEST_F(PushTest, MirrorReleaseMirrorsTheReleaseImageAndEveryComponent) {
+  StartDest();
+  std::vector<std::string> components;
+  for (size_t i = 0; i < 2; ++i) {
+    const std::string& ref = refs_->at(i);
+    components.push_back(ref.substr(0, ref.rfind(':')) + "@" + SkopeoDigest(*source_, ref));
+  }
+  std::string release = PushReleaseImage(source_->host_port(), "ocp/release:4.99.0", components, tmp_ / "rel");
+  CliResult r = Silo({"mirror", "--release", release, dest_->host_port() + "/m"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("names 2 component image(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("3 image(s) mirrored, 0 already there, 0 failed"), std::string::npos) << r.err;
+  EXPECT_EQ(SkopeoDigest(*dest_, Dest(release, "m")), SkopeoDigest(*source_, release));
+  for (const auto& c : components) {
+    std::string digest = c.substr(c.find('@') + 1);
+    std::string at_dest = dest_->host_port() + "/m/" + PathOf(c);
+    EXPECT_EQ(SkopeoDigest(*dest_, at_dest), digest) << at_dest;
+    EXPECT_NE(r.out.find(digest + " " + at_dest), std::string::npos) << r.out;
+  }
+  // The release image's layer is where the component list came from: it is at the
+  // destination too, byte-exact.
+  EXPECT_EQ(RunSilo(tmp_ / "store", {"fsck"}).code, 0);
+
+  // Again: every image is already there; nothing is pushed.
+  size_t mark = LogSize(*dest_);
+  CliResult again = Silo({"mirror", "--release", release, dest_->host_port() + "/m"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("0 image(s) mirrored, 3 already there, 0 failed"), std::string::npos) << again.err;
+  EXPECT_EQ(CountRequests(*dest_, mark, "PUT", "/v2/"), 0u);
+  EXPECT_EQ(CountRequests(*dest_, mark, "POST", "/v2/"), 0u);
+
+  // A release reference that is an ordinary image (no image-references): a clear failure.
+  CliResult bad = Silo({"mirror", "--release", components[0], dest_->host_port() + "/bad"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("no layer holds release-manifests/image-references"), std::string::npos) << bad.err;
 }
 
 TEST_F(PushTest, GatherMakesOneIndexThatPushesAndTreeShowsIt) {
