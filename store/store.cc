@@ -118,10 +118,11 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   // table file, before the first request.
   dbo.skip_stats_update_on_db_open = true;
   dbo.skip_checking_sst_file_sizes_on_db_open = true;
-  // Every write goes through the WAL (chunk data included), so recovery restores chunk data
-  // and chunk metadata together without atomic flushes. (Debian's librocksdb 7.8 keeps its
-  // assertions, and its atomic flush aborts the process when a manual flush races an
-  // automatic one: `cfd->GetFlushReason() == cfds[0]->GetFlushReason()`.)
+  // No atomic flush: metadata always goes through the WAL, and chunk bytes written without
+  // it stay pending until a flush of the chunks column family alone has made them durable
+  // (see WriteChunkUnlogged). (Debian's librocksdb 7.8 keeps its assertions, and its atomic
+  // flush aborts the process when a manual flush races an automatic one:
+  // `cfd->GetFlushReason() == cfds[0]->GetFlushReason()`.)
   dbo.atomic_flush = false;
   // Flushes write chunk data to blob files with direct I/O where the filesystem allows:
   // no copy through the page cache (a large cost on the CPU), and a long-lived cache host
