@@ -1,5 +1,6 @@
 #include "store/chunker.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstddef>
@@ -50,12 +51,15 @@ bool ScanLanes(const uint8_t* d, size_t* i, size_t limit, uint64_t mask, uint64_
       f3 = (f3 << 1) + kGear[b3[-static_cast<ptrdiff_t>(t)]];
     }
     size_t hit[4] = {kNone, kNone, kNone, kNone};
+    // The mask is a run of top bits, so `(f & mask) == 0` is `f <= ~mask`: the smallest of
+    // the four lanes tells whether any lane matched.
+    const uint64_t below = ~mask;
     for (size_t t = 0; t < kLaneBytes; ++t) {
       f0 = (f0 << 1) + kGear[b0[t]];
       f1 = (f1 << 1) + kGear[b1[t]];
       f2 = (f2 << 1) + kGear[b2[t]];
       f3 = (f3 << 1) + kGear[b3[t]];
-      if (((f0 & mask) == 0) | ((f1 & mask) == 0) | ((f2 & mask) == 0) | ((f3 & mask) == 0)) [[unlikely]] {
+      if (std::min(std::min(f0, f1), std::min(f2, f3)) <= below) [[unlikely]] {
         if ((f0 & mask) == 0 && hit[0] == kNone) hit[0] = t;
         if ((f1 & mask) == 0 && hit[1] == kNone) hit[1] = t;
         if ((f2 & mask) == 0 && hit[2] == kNone) hit[2] = t;
