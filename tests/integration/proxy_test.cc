@@ -3,6 +3,7 @@
 // every upstream request is counted from its log; skopeo and curl as clients.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -82,7 +83,8 @@ class ProxyTest : public ::testing::Test {
   }
   // silo serve with the registry as an upstream reached through `fp`.
   std::unique_ptr<SiloServer> Serve(const FaultProxy& fp, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--upstream", registry_->host_port() + "=" + fp.url(), "--retries", "1"};
+    std::vector<std::string> args = {"--upstream", registry_->host_port() + "=" + fp.url()};
+    if (std::find(extra.begin(), extra.end(), "--retries") == extra.end()) extra.insert(extra.end(), {"--retries", "1"});
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<SiloServer>(store(), tmp_ / "serve.log", args);
   }
@@ -92,7 +94,7 @@ class ProxyTest : public ::testing::Test {
   }
   // skopeo copy through the cache into an OCI layout (skopeo verifies every blob).
   int CopyThrough(const SiloServer& s, const std::string& ref, const std::string& layout, std::string* out) {
-    return RunCommand({"skopeo", "copy", "--src-tls-verify=false", "docker://" + Through(s, ref), "oci:" + layout},
+    return RunCommand({"skopeo", "copy", "--src-tls-verify=false", "docker://" + Through(s, ref), "oci:" + layout + ":x"},
                       out);
   }
   // Pushes the file at `path` as a blob of `repo` into the suite's registry; returns its digest.
