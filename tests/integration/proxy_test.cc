@@ -84,7 +84,8 @@ class ProxyTest : public ::testing::Test {
   // silo serve with the registry as an upstream reached through `fp`.
   std::unique_ptr<SiloServer> Serve(const FaultProxy& fp, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--upstream", registry_->host_port() + "=" + fp.url()};
-    if (std::find(extra.begin(), extra.end(), "--retries") == extra.end()) extra.insert(extra.end(), {"--retries", "1"});
+    if (std::find(extra.begin(), extra.end(), "--retries") == extra.end())
+      extra.insert(extra.end(), {"--retries", "1"});
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<SiloServer>(store(), tmp_ / "serve.log", args);
   }
@@ -94,8 +95,8 @@ class ProxyTest : public ::testing::Test {
   }
   // skopeo copy through the cache into an OCI layout (skopeo verifies every blob).
   int CopyThrough(const SiloServer& s, const std::string& ref, const std::string& layout, std::string* out) {
-    return RunCommand({"skopeo", "copy", "--src-tls-verify=false", "docker://" + Through(s, ref), "oci:" + layout + ":x"},
-                      out);
+    return RunCommand(
+        {"skopeo", "copy", "--src-tls-verify=false", "docker://" + Through(s, ref), "oci:" + layout + ":x"}, out);
   }
   // Pushes the file at `path` as a blob of `repo` into the suite's registry; returns its digest.
   std::string PushBlobUpstream(const std::string& repo, const std::string& path) {
@@ -236,8 +237,7 @@ TEST_F(ProxyTest, ATagIsRecheckedOnlyAfterItsTtl) {
     // Within the TTL: the cached digest, and no upstream call.
     auto b = Curl({server->url() + manifest_url});
     EXPECT_EQ(b.headers["docker-content-digest"], first);
-    EXPECT_EQ(CountRequests(*fp, "HEAD", "/manifests/") + CountRequests(*fp, "GET", "/manifests/"),
-              manifest_requests);
+    EXPECT_EQ(CountRequests(*fp, "HEAD", "/manifests/") + CountRequests(*fp, "GET", "/manifests/"), manifest_requests);
   }
   // The same store with a TTL that has passed (0: always recheck): the new digest.
   auto server = Serve(*fp, {"--tag-ttl", "0"});
@@ -254,8 +254,8 @@ TEST_F(ProxyTest, ABlobWithTheWrongDigestUpstreamIsRefusedAndNothingIsStored) {
   std::string small = RandomBytes(1000, 1), large = RandomBytes(6 << 20, 2);
   std::string small_digest = DigestOf(small), large_digest = DigestOf(large);
   std::filesystem::create_directories(tmp_ / "static/bad/app/blobs");
-  WriteFile(tmp_ / "static/bad/app/blobs" / small_digest, RandomBytes(1000, 3));
-  WriteFile(tmp_ / "static/bad/app/blobs" / large_digest, RandomBytes(6 << 20, 4));
+  WriteFile(tmp_ / ("static/bad/app/blobs/" + small_digest), RandomBytes(1000, 3));
+  WriteFile(tmp_ / ("static/bad/app/blobs/" + large_digest), RandomBytes(6 << 20, 4));
   ProcessOptions o;
   o.argv = {"python3", SILO_SOURCE_DIR "/tests/support/static_registry.py", "--root", tmp_ / "static"};
   o.stdout_path = tmp_ / "static.out";
@@ -293,8 +293,8 @@ TEST_F(ProxyTest, ABlobWithTheWrongDigestUpstreamIsRefusedAndNothingIsStored) {
 
 TEST_F(ProxyTest, EvictionUnderASmallCapKeepsExplicitlyPulledImages) {
   // Image 0 pulled explicitly (not through the cache).
-  auto pull = RunSilo(store(), {"pull", "--plain-http", registry_->host_port(), "--failed-file",
-                                tmp_ / "failed.txt", refs_->at(0)});
+  auto pull = RunSilo(
+      store(), {"pull", "--plain-http", registry_->host_port(), "--failed-file", tmp_ / "failed.txt", refs_->at(0)});
   ASSERT_EQ(pull.code, 0) << pull.err;
   auto fp = Upstream();
   auto server = Serve(*fp, {"--cache-max-size", "1", "--cache-interval", "1s", "--cache-gc-grace", "0s"});

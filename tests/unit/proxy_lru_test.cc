@@ -44,12 +44,11 @@ class ProxyLruTest : public StoreTest {
         "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{"
         "\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" +
         img.config.ToString() + "\",\"size\":" + std::to_string(config.size()) +
-        "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"" +
-        img.layer.ToString() + "\",\"size\":" + std::to_string(layer.size()) + "}]}";
+        "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"" + img.layer.ToString() +
+        "\",\"size\":" + std::to_string(layer.size()) + "}]}";
     img.manifest = DigestOfBytes(manifest);
     if (cached) {
-      EXPECT_TRUE(
-          store_->PutIndex(server::kProxyRefsSpace, ref, ProxyMark{img.manifest, accessed}.Encode()).ok());
+      EXPECT_TRUE(store_->PutIndex(server::kProxyRefsSpace, ref, ProxyMark{img.manifest, accessed}.Encode()).ok());
     }
     store::PutOptions po;
     po.links = {img.config, img.layer};
