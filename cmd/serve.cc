@@ -164,6 +164,7 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   if (!g.quiet) std::fprintf(stderr, "silo serve: store %s on %s\n", g.store_path.c_str(), Endpoints(info).c_str());
   server::DaemonReady();
   srv.Run();
+  if (proxy) proxy->Stop();  // downloads still feeding responses end, so the server can finish
   // Only our own pidfile is removed (a restart may have written a new one).
   if (auto now = server::ReadPidfile(pidfile); !now.ok() || !*now || (*now)->pid == ::getpid()) {
     ::unlink(pidfile.c_str());

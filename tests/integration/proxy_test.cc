@@ -209,6 +209,53 @@ TEST_F(ProxyTest, ConcurrentClientsForOneColdBlobShareOneUpstreamDownload) {
   EXPECT_EQ(stat.code, 0) << stat.err;
 }
 
+TEST_F(ProxyTest, AnUpstreamAnswering429ServesWhatIsCachedAndFailsCleanlyForTheRest) {
+  std::string out;
+  {
+    auto fp = Upstream();
+    auto server = Serve(*fp);
+    ASSERT_EQ(CopyThrough(*server, refs_->at(0), tmp_ / "warm", &out), 0) << out << server->log();
+  }
+  // The same store, now behind an upstream that rate-limits every request; TTL 0 makes
+  // every tag request ask it first.
+  auto limited = Upstream({"--status429", "1", "--retry-after", "0"});
+  auto server = Serve(*limited, {"--tag-ttl", "0", "--retries", "0"});
+  out.clear();
+  EXPECT_EQ(CopyThrough(*server, refs_->at(0), tmp_ / "again", &out), 0) << out << server->log();
+  EXPECT_GT(CountRequests(*limited, "HEAD", "/manifests/"), 0u);
+  EXPECT_NE(server->log().find("429"), std::string::npos) << server->log();
+  std::string cold = RepoAndTag(refs_->at(1));
+  cold.replace(cold.rfind(':'), 1, "/manifests/");
+  auto m = Curl({server->url() + "/v2/" + Served(registry_->host_port()) + "/" + cold});
+  EXPECT_EQ(m.status, 502) << m.body;
+  EXPECT_NE(m.body.find("\"errors\""), std::string::npos) << m.body;
+  EXPECT_EQ(Curl({server->url() + "/healthz"}).status, 200);
+}
+
+TEST_F(ProxyTest, AClientThatDisconnectsDoesNotStopTheDownload) {
+  std::string data = RandomBytes(16 << 20, 7);
+  WriteFile(tmp_ / "big.bin", data);
+  std::string digest = PushBlobUpstream("gone/blob", tmp_ / "big.bin");
+  auto fp = Upstream();
+  auto server = Serve(*fp);
+  std::string url = server->url() + "/v2/" + Served(registry_->host_port()) + "/gone/blob/blobs/" + digest;
+  // The client reads a little and goes away.
+  std::string sh_out;
+  RunCommand({"bash", "-c", "curl -sS --noproxy '*' '" + url + "' | head -c 1000 > '" + (tmp_ / "part") + "'"},
+             &sh_out);
+  EXPECT_EQ(ReadFileToString(tmp_ / "part"), data.substr(0, 1000));
+  // The download goes on and commits (bounded wait).
+  for (int i = 0; i < 600 && Metric(*server, "silo_proxy_filled_bytes_total") < static_cast<long>(data.size()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Metric(*server, "silo_proxy_filled_bytes_total"), static_cast<long>(data.size())) << server->log();
+  // Served whole from the store, with no second upstream download.
+  auto r = Curl({url});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(DigestOf(r.body), digest);
+  EXPECT_EQ(CountRequests(*fp, "GET", "/blobs/" + digest), 1u);
+}
+
 TEST_F(ProxyTest, ATagIsRecheckedOnlyAfterItsTtl) {
   // The upstream tag first names image 0, then image 1.
   std::string tagged = registry_->host_port() + "/ttl/app:live";

@@ -22,12 +22,16 @@ ProxyCache::ProxyCache(store::Store& store, const Upstreams& upstreams, ProxyOpt
   bg_ = std::thread([this] { Background(); });
 }
 
-ProxyCache::~ProxyCache() {
+void ProxyCache::Stop() {
   {
     std::lock_guard lock(bg_mu_);
     stopping_ = true;
   }
   bg_cv_.notify_all();
+}
+
+ProxyCache::~ProxyCache() {
+  Stop();
   if (bg_.joinable()) bg_.join();
   lru_.Flush().status().IgnoreError();  // access times are hints; losing the last batch is harmless
   std::unique_lock lock(fills_mu_);

@@ -78,6 +78,10 @@ class ProxyCache {
   // failed its check; Network when the upstream fails.
   Result<std::unique_ptr<store::ObjectReader>> OpenBlob(const RepoLocation& loc, const store::Digest& digest);
 
+  // Aborts downloads still running (their clients get an error) and stops the background
+  // thread's work; called when the server stops. Idempotent.
+  void Stop();
+
   // Records an access (a hit served from the store).
   void Touch(const store::Digest& digest) { lru_.Touch(digest); }
   // Runs one flush and, with a cap, one eviction pass now (the background thread does it
