@@ -37,14 +37,21 @@ void AddRegistryFlags(CLI::App* sub, RegistryFlags& f) {
   sub->add_option("--blob-jobs", f.blob_jobs, "Blobs at a time per image")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  AddRegistryAccessFlags(sub, f);
+  sub->add_option("--failed-file", f.failed_file, "Where to list images that failed")->capture_default_str();
+}
+
+void AddRegistryAccessFlags(CLI::App* sub, RegistryFlags& f) {
   sub->add_option("--authfile", f.authfile,
                   "Docker config.json with credentials ($REGISTRY_AUTH_FILE, else ~/.docker/config.json)");
   sub->add_option("--creds", f.creds, "USER:PASSWORD for the registries named");
   sub->add_option("--tls-verify", f.tls_verify, "Verify TLS certificates")->capture_default_str();
   sub->add_option("--ca-cert", f.ca_cert, "Extra CA certificate (PEM) to trust");
-  multi(sub->add_option("--plain-http", f.plain_http, "Speak plain HTTP to this registry (host:port; repeatable)"));
+  sub->add_option("--plain-http", f.plain_http, "Speak plain HTTP to this registry (host:port; repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   sub->add_option("--retries", f.retries, "Retries per request on transient failures")->capture_default_str();
-  sub->add_option("--failed-file", f.failed_file, "Where to list images that failed")->capture_default_str();
 }
 
 Result<std::vector<index::Platform>> ParsePlatformFlags(const std::vector<std::string>& platforms,

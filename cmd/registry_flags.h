@@ -33,6 +33,9 @@ struct RegistryFlags {
 // Adds -j, --blob-jobs, --authfile, --creds, --tls-verify, --ca-cert, --plain-http,
 // --retries, --failed-file and --platform/--arch/--os to `sub`.
 void AddRegistryFlags(CLI::App* sub, RegistryFlags& f);
+// Adds only the access flags: --authfile, --creds, --tls-verify, --ca-cert, --plain-http,
+// --retries (for commands that talk to registries without pulling images themselves).
+void AddRegistryAccessFlags(CLI::App* sub, RegistryFlags& f);
 
 // The platforms of --platform (os/arch[/variant], comma lists) and Hangar's --arch × --os.
 Result<std::vector<index::Platform>> ParsePlatformFlags(const std::vector<std::string>& platforms,

@@ -3,14 +3,18 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <set>
 
 #include "cmd/command.h"
 #include "cmd/config_apply.h"
+#include "cmd/registry_flags.h"
 #include "cmd/serve_shares.h"
 #include "transfer/server/admin_api.h"
 #include "transfer/server/daemon.h"
+#include "transfer/server/proxy_cache.h"
 #include "transfer/server/registry_api.h"
 #include "transfer/server/server.h"
+#include "transfer/server/upstream.h"
 #include "util/units.h"
 
 namespace silo::cmd {
@@ -31,7 +35,52 @@ struct ServeArgs {
   std::string stop_timeout = "30s";
   std::vector<std::string> raw_args;  // as given, for restart
   ShareArgs share;                    // --share and the access options (cmd/serve_shares.h)
+  // The pull-through cache.
+  std::vector<std::string> upstream;
+  RegistryFlags registry;  // auth, TLS, retries towards the upstreams
+  std::string tag_ttl = "5m";
+  std::string cache_max_size;
+  std::string cache_interval = "10s";
+  std::string cache_gc_grace = "15m";
 };
+
+// The upstreams and cache options from the flags (nothing when no --upstream was given).
+Status SetUpProxy(const ServeArgs& a, server::Upstreams* upstreams, server::ProxyOptions* po) {
+  if (a.upstream.empty()) {
+    if (!a.cache_max_size.empty()) return Status::InvalidArgument("--cache-max-size needs --upstream");
+    return Status::Ok();
+  }
+  std::vector<server::UpstreamSpec> specs;
+  std::set<std::string> names;
+  for (const auto& u : a.upstream) {
+    SILO_ASSIGN_OR_RETURN(auto spec, server::ParseUpstreamSpec(u));
+    names.insert(spec.registry);
+    specs.push_back(std::move(spec));
+  }
+  SILO_ASSIGN_OR_RETURN(auto options, MakeRegistryOptions(a.registry, names));
+  for (const auto& spec : specs) {
+    auto o = options;
+    o.plain_http = IsPlainHttp(a.registry, spec.registry);
+    upstreams->Add(spec, o);
+  }
+  auto duration = [](const std::string& text, const char* flag, std::chrono::seconds* out) -> Status {
+    auto d = ParseDuration(text);
+    if (!d.ok()) return d.status().WithContext(flag);
+    *out = *d;
+    return Status::Ok();
+  };
+  SILO_TRY(duration(a.tag_ttl, "--tag-ttl", &po->tag_ttl));
+  SILO_TRY(duration(a.cache_interval, "--cache-interval", &po->interval));
+  SILO_TRY(duration(a.cache_gc_grace, "--cache-gc-grace", &po->gc_grace));
+  if (po->interval.count() == 0) return Status::InvalidArgument("--cache-interval: must be at least 1s");
+  if (!a.cache_max_size.empty()) {
+    auto size = ParseSize(a.cache_max_size);
+    if (!size.ok()) return size.status().WithContext("--cache-max-size");
+    po->max_size = *size;
+  }
+  po->log = [](const std::string& line) { std::fprintf(stderr, "silo serve: %s\n", line.c_str()); };
+  return Status::Ok();
+}
 
 std::string Endpoints(const server::ServeInfo& info) {
   std::string out;
@@ -77,14 +126,21 @@ int RunServe(const Globals& g, const ServeArgs& a) {
     return Fail(s);
   };
 
+  server::Upstreams upstreams;
+  server::ProxyOptions proxy_options;
+  if (Status s = SetUpProxy(a, &upstreams, &proxy_options); !s.ok()) return fail(s);
+
   store::OpenOptions oo;
   auto opened = store::Store::Open(g.store_path, oo);
   if (!opened.ok()) return fail(opened.status());
   std::unique_ptr<store::Store> store = std::move(opened).value();
 
+  std::unique_ptr<server::ProxyCache> proxy;
+  if (!upstreams.empty()) proxy = std::make_unique<server::ProxyCache>(*store, upstreams, proxy_options);
   server::RegistryApiOptions ro;
   ro.default_registry = a.default_registry;
   ro.read_only = a.read_only;
+  ro.proxy = proxy.get();
   server::RegistryApi api(*store, ro);
   auto token = server::NewAdminToken();
   if (!token.ok()) return fail(token.status());
@@ -95,7 +151,7 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   auto shares = SetUpShares(a.share, *store, router);
   if (!shares.ok()) return fail(shares.status());
   server::Server srv(std::move(router), so);
-  srv.SetMetricsHook([&api] { return api.MetricsText(); });
+  srv.SetMetricsHook([&api, &proxy] { return api.MetricsText() + (proxy ? proxy->MetricsText() : ""); });
   if (Status s = srv.Start(); !s.ok()) return fail(s);
 
   server::ServeInfo info;
@@ -108,6 +164,7 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   if (!g.quiet) std::fprintf(stderr, "silo serve: store %s on %s\n", g.store_path.c_str(), Endpoints(info).c_str());
   server::DaemonReady();
   srv.Run();
+  if (proxy) proxy->Stop();  // downloads still feeding responses end, so the server can finish
   // Only our own pidfile is removed (a restart may have written a new one).
   if (auto now = server::ReadPidfile(pidfile); !now.ok() || !*now || (*now)->pid == ::getpid()) {
     ::unlink(pidfile.c_str());
@@ -187,6 +244,22 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   sub->add_option("--shutdown-grace", a->grace, "On SIGTERM, how long in-flight responses may take")
       ->capture_default_str();
   AddShareOptions(*sub, a->share);
+  sub->add_option("--upstream", a->upstream,
+                  "Pull-through cache: fill misses of REGISTRY's repositories from it, or from URL "
+                  "(REGISTRY[=URL], e.g. docker.io=http://127.0.0.1:5001; repeatable)")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--tag-ttl", a->tag_ttl, "Cached tags younger than this are served without asking the upstream")
+      ->capture_default_str();
+  sub->add_option("--cache-max-size", a->cache_max_size,
+                  "Cap on the cached images (e.g. 50G): least recently used ones are evicted, then gc runs");
+  sub->add_option("--cache-interval", a->cache_interval, "How often access times are saved and the cap checked")
+      ->capture_default_str();
+  sub->add_option("--cache-gc-grace", a->cache_gc_grace,
+                  "The collection after an eviction keeps objects younger than this")
+      ->capture_default_str();
+  AddRegistryAccessFlags(sub, a->registry);
   sub->require_subcommand(0, 1);
 
   auto timeout = std::make_shared<std::string>("30s");

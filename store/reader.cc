@@ -1,5 +1,7 @@
 // The streaming object reader: locates the chunk holding an offset by binary search over
 // the chunk end offsets, verifies each chunk as it is loaded, and serves byte ranges.
+// A reader pins its object for its whole life, so a collection running meanwhile never
+// removes what it is reading (a long response stays whole while gc runs).
 #include <algorithm>
 #include <cstring>
 
@@ -10,12 +12,14 @@ namespace {
 
 class ReaderImpl final : public ObjectReader {
  public:
+  // Takes over the pin that NewReader set on the object.
   ReaderImpl(StoreImpl* store, ObjectInfo info, ObjectRecord rec)
       : store_(store), info_(std::move(info)), rec_(std::move(rec)) {
     ends_.reserve(rec_.chunks.size());
     uint64_t end = 0;
     for (const auto& c : rec_.chunks) ends_.push_back(end += c.length);
   }
+  ~ReaderImpl() override { store_->barrier().UnpinObject(std::string(info_.digest.raw())); }
 
   const ObjectInfo& info() const override { return info_; }
 
@@ -70,9 +74,17 @@ class ReaderImpl final : public ObjectReader {
 
 Result<std::unique_ptr<ObjectReader>> StoreImpl::NewReader(const Digest& digest) {
   SILO_ASSIGN_OR_RETURN(Digest d, Resolve(digest));
-  SILO_ASSIGN_OR_RETURN(ObjectRecord rec, LoadRecord(d));
-  SILO_ASSIGN_OR_RETURN(ObjectInfo info, Stat(d));
-  return std::unique_ptr<ObjectReader>(new ReaderImpl(this, std::move(info), std::move(rec)));
+  // Pinned before the record is read: a sweep deciding after this keeps the object, and
+  // one that deleted it before makes the load below fail with NotFound.
+  std::string key(d.raw());
+  barrier().PinObject(key);
+  auto rec = LoadRecord(d);
+  auto info = rec.ok() ? Stat(d) : Result<ObjectInfo>(rec.status());
+  if (!info.ok()) {
+    barrier().UnpinObject(key);
+    return std::move(info).take_status();
+  }
+  return std::unique_ptr<ObjectReader>(new ReaderImpl(this, std::move(info).value(), std::move(rec).value()));
 }
 
 Result<std::string> StoreImpl::ReadAll(const Digest& digest, uint64_t max_size) {

@@ -128,6 +128,7 @@ RegistryClient::RegistryClient(std::string registry, RegistryOptions options)
 RegistryClient::~RegistryClient() = default;
 
 std::string RegistryClient::Url(const std::string& path) const {
+  if (!options_.endpoint.empty()) return options_.endpoint + path;
   return (options_.plain_http ? "http://" : "https://") + host_ + path;
 }
 
@@ -379,11 +380,12 @@ std::string RegistryClient::AbsoluteLocation(const std::string& location) const 
   return Url(location.starts_with("/") ? location : "/" + location);
 }
 
-Result<std::optional<uint64_t>> RegistryClient::BlobSize(const std::string& repo, const std::string& digest) {
+Result<std::optional<uint64_t>> RegistryClient::BlobSize(const std::string& repo, const std::string& digest,
+                                                         bool for_push) {
   HttpRequest req;
   req.method = "HEAD";
   req.url = Url("/v2/" + repo + "/blobs/" + digest);
-  auto r = Send(req, PushScope(repo));
+  auto r = Send(req, for_push ? PushScope(repo) : "repository:" + repo + ":pull");
   if (!r.ok()) return std::move(r).take_status().WithContext(registry_ + "/" + repo + "@" + digest);
   if (r->status == 404) return std::optional<uint64_t>();
   if (r->status != 200) {

@@ -27,6 +27,9 @@ struct RegistryOptions {
   std::chrono::milliseconds backoff{250};  // first retry delay; doubles, with jitter
   std::chrono::seconds max_backoff{30};
   std::shared_ptr<const CredentialStore> credentials;  // may be null (anonymous)
+  // Where requests go instead of the registry's own host: "http://HOST:PORT" or
+  // "https://HOST[:PORT]" (a pull-through cache's upstream mirror). Empty: the registry.
+  std::string endpoint;
 };
 
 struct FetchedManifest {
@@ -55,8 +58,9 @@ class RegistryClient {
 
   // --- Write side (push). Push requests ask for a "pull,push" token on `repo`. ---
 
-  // HEAD a blob: its size when the repository has it, nullopt when not.
-  Result<std::optional<uint64_t>> BlobSize(const std::string& repo, const std::string& digest);
+  // HEAD a blob: its size when the repository has it, nullopt when not. `for_push` asks
+  // for a pull,push token, else pull (a read-only client such as a pull-through cache).
+  Result<std::optional<uint64_t>> BlobSize(const std::string& repo, const std::string& digest, bool for_push = true);
   // HEAD a manifest by tag or digest: the digest the registry serves for it (its
   // Docker-Content-Digest header), nullopt when the repository does not know it.
   // `for_push` asks for a pull,push token (one token serves the whole push), else pull.

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "index/manifest.h"
+#include "transfer/server/proxy_cache.h"
 #include "transfer/server/repo_map.h"
 #include "transfer/server/uploads.h"
 #include "util/hash.h"
@@ -16,7 +17,7 @@
 namespace silo::server {
 namespace {
 
-constexpr std::string_view kMediaTypeSpace = "mediatype";
+constexpr std::string_view kMediaTypeSpace = kMediaTypeIndex;
 constexpr std::string_view kReferrersSpace = "referrers";
 constexpr size_t kBodyBuffer = 1 << 20;
 
@@ -45,6 +46,13 @@ Response FromStatus(const Status& s, std::string_view not_found_code) {
     default:
       return Error(500, "UNKNOWN", s.message());
   }
+}
+
+// A failure of the pull-through cache: the upstream lacks it (404), or it failed (502).
+Response UpstreamError(const Status& s, std::string_view not_found_code) {
+  if (s.IsNotFound()) return Error(404, not_found_code, s.message());
+  if (s.code() == Code::kInterrupted) return Error(503, "UNAVAILABLE", s.message());
+  return Error(502, "UNKNOWN", "upstream: " + s.message());
 }
 
 // A digest in a URL or query: sha256 only.
@@ -141,7 +149,11 @@ struct RegistryApi::Impl {
   Response GetManifest(Request& req, const RepoLocation& loc, const std::string& reference);
   Response PutManifest(Request& req, const std::string& name, const RepoLocation& loc, const std::string& reference);
   Response DeleteManifest(const RepoLocation& loc, const std::string& reference);
-  Response GetBlob(Request& req, const std::string& digest);
+  Response GetBlob(Request& req, const RepoLocation& loc, const std::string& digest);
+  // The pull-through cache when `loc`'s registry is one of its upstreams, else null.
+  ProxyCache* ProxyFor(const RepoLocation& loc) const {
+    return options.proxy && options.proxy->Serves(loc) ? options.proxy : nullptr;
+  }
   Response Upload(Request& req, const std::string& name, const std::string& id);
   Response Referrers(Request& req, const std::string& digest);
 
@@ -211,7 +223,7 @@ Response RegistryApi::Impl::Handle(Request& req) {
       if (req.method == "DELETE") return DeleteManifest(*loc, route.arg);
       return Error(405, "UNSUPPORTED", req.method + " of a manifest");
     case Route::kBlob:
-      if (read) return GetBlob(req, route.arg);
+      if (read) return GetBlob(req, *loc, route.arg);
       if (req.method == "DELETE") {
         return Error(405, "UNSUPPORTED", "blobs are shared by every repository; delete manifests and run silo gc");
       }
@@ -295,16 +307,26 @@ Response RegistryApi::Impl::Tags(Request& req, const std::string& name, const Re
 
 Response RegistryApi::Impl::GetManifest(Request&, const RepoLocation& loc, const std::string& reference) {
   store::Digest digest;
+  ProxyCache* proxy = ProxyFor(loc);
   if (reference.find(':') != std::string::npos) {
     auto d = ParseSha256(reference);
     if (!d.ok()) return Error(400, "DIGEST_INVALID", d.status().message());
     digest = *d;
+    if (proxy) {
+      if (Status s = proxy->EnsureManifest(loc, digest); !s.ok()) return UpstreamError(s, "MANIFEST_UNKNOWN");
+    }
   } else {
     if (!ValidTag(reference)) return Error(400, "TAG_INVALID", "tag \"" + reference + "\" is not a valid tag");
-    auto target = store.GetRef(loc.TagRef(reference));
-    if (!target.ok()) return FromStatus(target.status(), "MANIFEST_UNKNOWN");
-    if (!*target) return Error(404, "MANIFEST_UNKNOWN", "manifest " + reference + " unknown");
-    digest = **target;
+    if (proxy) {
+      auto d = proxy->ResolveTag(loc, reference);
+      if (!d.ok()) return UpstreamError(d.status(), "MANIFEST_UNKNOWN");
+      digest = *d;
+    } else {
+      auto target = store.GetRef(loc.TagRef(reference));
+      if (!target.ok()) return FromStatus(target.status(), "MANIFEST_UNKNOWN");
+      if (!*target) return Error(404, "MANIFEST_UNKNOWN", "manifest " + reference + " unknown");
+      digest = **target;
+    }
   }
   auto m = LoadManifest(digest);
   if (!m.ok()) return FromStatus(m.status(), "MANIFEST_UNKNOWN");
@@ -313,10 +335,18 @@ Response RegistryApi::Impl::GetManifest(Request&, const RepoLocation& loc, const
   return res;
 }
 
-Response RegistryApi::Impl::GetBlob(Request&, const std::string& digest) {
+Response RegistryApi::Impl::GetBlob(Request&, const RepoLocation& loc, const std::string& digest) {
   auto d = ParseSha256(digest);
   if (!d.ok()) return Error(400, "DIGEST_INVALID", d.status().message());
   auto reader = store.NewReader(*d);
+  if (ProxyCache* proxy = ProxyFor(loc)) {
+    if (reader.ok()) {
+      proxy->Touch(*d);
+    } else if (reader.status().IsNotFound()) {
+      reader = proxy->OpenBlob(loc, *d);
+      if (!reader.ok()) return UpstreamError(reader.status(), "BLOB_UNKNOWN");
+    }
+  }
   if (!reader.ok()) return FromStatus(reader.status(), "BLOB_UNKNOWN");
   Response res = Response::Object(std::move(reader).value());
   res.With("Docker-Content-Digest", d->ToString()).With("ETag", "\"" + d->ToString() + "\"");

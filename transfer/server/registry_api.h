@@ -18,11 +18,17 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "store/store.h"
 #include "transfer/server/router.h"
 
 namespace silo::server {
+
+class ProxyCache;
+
+// Index space of manifest media types as pushed or fetched (manifest digest -> type).
+inline constexpr std::string_view kMediaTypeIndex = "mediatype";
 
 struct RegistryApiOptions {
   // Registry part of the refs for names without one (see repo_map.h).
@@ -33,6 +39,9 @@ struct RegistryApiOptions {
   std::chrono::seconds upload_expiry{3600};
   // Catalog and tag lists return at most this many entries per page.
   size_t max_page = 10000;
+  // The pull-through cache (proxy_cache.h), or null: misses in repositories whose registry
+  // is an upstream are filled through it. Not owned; must outlive the API.
+  ProxyCache* proxy = nullptr;
 };
 
 class RegistryApi {
