@@ -1,4 +1,5 @@
 // silo serve: the store over HTTP (registry API, /metrics, /healthz); serve stop|status|restart.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "transfer/server/daemon.h"
 #include "transfer/server/registry_api.h"
 #include "transfer/server/server.h"
+#include "transfer/server/sync_api.h"
 #include "util/units.h"
 
 namespace silo::cmd {
@@ -77,6 +79,13 @@ int RunServe(const Globals& g, const ServeArgs& a) {
     return Fail(s);
   };
 
+  // A long-running server: buffers of 256 KiB and more (response pieces, decoded chunks,
+  // RocksDB blob values) are mapped and unmapped on free, and few malloc arenas are kept,
+  // so the resident size follows the responses in flight instead of staying at the peak
+  // (glibc otherwise raises its mmap threshold after the first free and keeps the memory).
+  ::mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  ::mallopt(M_ARENA_MAX, 4);
+
   store::OpenOptions oo;
   auto opened = store::Store::Open(g.store_path, oo);
   if (!opened.ok()) return fail(opened.status());
@@ -92,6 +101,8 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   server::Router router;
   api.Register(router);
   admin.Register(router);
+  server::SyncApi sync_api(*store);
+  sync_api.Register(router);
   auto shares = SetUpShares(a.share, *store, router);
   if (!shares.ok()) return fail(shares.status());
   server::Server srv(std::move(router), so);
