@@ -48,7 +48,8 @@ std::vector<std::string_view> Words(std::string_view line) {
 struct Node {
   uint64_t size = 0;
   std::vector<Digest> links;
-  int height = -1;  // 0: links to nothing missing
+  bool sha1_alias = false;  // record a sha1: alias, as the server's object has
+  int height = -1;          // 0: links to nothing missing
 };
 
 }  // namespace
@@ -123,7 +124,11 @@ struct Syncer::Impl {
           if (ec != std::errc() || p != w[1].data() + w[1].size()) {
             return Status::Corruption("sync: " + options.url + ": bad size in \"" + FirstLine(line) + "\"");
           }
-          for (size_t k = 2; k < w.size(); ++k) {
+          if (w.size() < 3 || (w[2] != "-" && w[2] != "sha1")) {
+            return Status::Corruption("sync: " + options.url + ": bad alias field in \"" + FirstLine(line) + "\"");
+          }
+          n.sha1_alias = w[2] == "sha1";
+          for (size_t k = 3; k < w.size(); ++k) {
             auto d = Digest::Parse(w[k]);
             if (!d.ok() || !d->is_sha256()) {
               return Status::Corruption("sync: " + options.url + ": bad link in \"" + FirstLine(line) + "\"");
@@ -238,6 +243,7 @@ struct Syncer::Impl {
       opts_.expected_digest = d;
       opts_.expected_size = size;
       opts_.links = node.links;
+      opts_.sha1_alias = node.sha1_alias;
       small_.clear();
       writer_.reset();
       if (size > kSmallObject) {

@@ -18,9 +18,9 @@
 //     200 text: "ref NAME sha256:HEX" per ref selected, "none SELECTOR<TAB>MESSAGE" per
 //     selector that selects nothing.
 //   POST /silo/v1/sync/links     body: sha256:HEX per line (at most kMaxDigestsPerRequest)
-//     200 text, one line per digest in request order: "sha256:HEX SIZE LINK…" (the
-//     object's size and the objects it links to), or "sha256:HEX -" when the server lacks
-//     it.
+//     200 text, one line per digest in request order: "sha256:HEX SIZE ALIAS LINK…" (the
+//     object's size; ALIAS "sha1" when the object has a SHA-1 alias, else "-"; the objects
+//     it links to), or "sha256:HEX -" when the server lacks it.
 //   POST /silo/v1/sync/objects   body: sha256:HEX per line (at most kMaxDigestsPerRequest)
 //     200 application/x-silo-objects with an exact Content-Length: for each object the
 //     server has, in request order, a frame of 32 bytes SHA-256, 8 bytes size (big-endian)

@@ -125,6 +125,12 @@ TEST_F(SyncTest, CopiesImagesAndSnapshotsAndMovesOnlyWhatIsMissing) {
   ASSERT_EQ(restore.code, 0) << restore.err;
   std::string diff;
   EXPECT_EQ(RunCommand({"diff", "-r", "--no-dereference", tmp_ / "data", tmp_ / "restored"}, &diff), 0) << diff;
+  // File contents keep their SHA-1 alias (dsync and git name files by SHA-1).
+  std::string sum;
+  ASSERT_EQ(RunCommand({"sha1sum", tmp_ / "data/a.txt"}, &sum), 0);
+  auto by_sha1 = RunSilo(dst(), {"cat", "sha1:" + sum.substr(0, 40)});
+  EXPECT_EQ(by_sha1.code, 0) << by_sha1.err;
+  EXPECT_EQ(by_sha1.out, "alpha\n");
   // An image the receiver syncs can be pushed on: every blob is there.
   auto tree = RunSilo(dst(), {"tree", refs_->at(0)});
   EXPECT_EQ(tree.code, 0) << tree.err;

@@ -221,7 +221,7 @@ Response SyncApi::Links(Request& req) {
       out += " -\n";
       continue;
     }
-    out += " " + std::to_string(info->size);
+    out += " " + std::to_string(info->size) + (info->sha1 ? " sha1" : " -");
     for (const auto& l : info->links) out += " " + l.ToString();
     out += "\n";
   }
