@@ -255,6 +255,48 @@ TEST_F(SyncTest, AServerKilledMidSyncAndRestartedResumes) {
   EXPECT_EQ(fsck.code, 0) << fsck.out << fsck.err;
 }
 
+// A server that sends bytes not matching the digest it named: nothing becomes visible.
+TEST_F(SyncTest, AnObjectThatFailsVerificationIsNotStored) {
+  std::string good = "the real content\n";
+  std::string digest = DigestOf(good);
+  // A stand-in for silo serve that lies about one object's bytes (same size, other bytes).
+  WriteFile(tmp_ / "liar.py", R"(import http.server, struct, sys
+digest = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.endswith("/resolve"):
+            body = ("ref export/liar " + digest + "\n").encode()
+        elif self.path.endswith("/links"):
+            body = (digest + " 17 -\n").encode()
+        else:
+            body = bytes.fromhex(digest[7:]) + struct.pack(">Q", 17) + b"not the content!\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+)");
+  int port = FreeLoopbackPort();
+  Process::Options o;
+  o.argv = {"python3", tmp_ / "liar.py", std::to_string(port), digest};
+  o.stdout_path = tmp_ / "liar.log";
+  o.stderr_path = tmp_ / "liar.log";
+  Process liar(o);
+  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  for (int i = 0; i < 200 && Curl({"-X", "POST", "-d", "x", url + "/silo/v1/sync/resolve"}).status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto r = Sync(url, {"export/liar"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find(digest), std::string::npos) << r.err;
+  EXPECT_NE(RunSilo(dst(), {"stat", digest}).code, 0);
+  EXPECT_NE(RunSilo(dst(), {"ref", "get", "export/liar"}).code, 0);
+  liar.Stop();
+}
+
 TEST_F(SyncTest, WritingCommandsOnAServedStoreAreForwardedOrRefused) {
   // The source: another server to sync from.
   MakeTree(tmp_ / "data", 1, 2 << 20);
