@@ -22,12 +22,11 @@ std::unique_ptr<store::Store> OpenStore(const Globals& g, Access access) {
         std::string where;
         for (const auto& e : (*info)->endpoints) where += (where.empty() ? "" : " ") + e;
         Fail(Status::Conflict("store " + g.store_path + " is owned by silo serve (pid " + std::to_string((*info)->pid) +
-                              ", on " + where +
-                              "); push images through it (skopeo copy ... docker://HOST:PORT/NAME:TAG) or stop "
-                              "it first (silo --store " +
+                              ", on " + where + "); this command cannot run through it: stop it first (silo --store " +
                               g.store_path +
-                              " serve stop). Read-only commands work "
-                              "while it runs."));
+                              " serve stop). While it runs, push images to it (skopeo copy ... "
+                              "docker://HOST:PORT/NAME:TAG); pull, sync and ref set/rm are run by it; read-only "
+                              "commands work directly."));
         return nullptr;
       }
     }

@@ -72,6 +72,7 @@ void RegisterGather(CLI::App& app, Context& ctx);
 void RegisterTree(CLI::App& app, Context& ctx);
 void RegisterExport(CLI::App& app, Context& ctx);
 void RegisterBatchExport(CLI::App& app, Context& ctx);
+void RegisterSync(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

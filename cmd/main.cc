@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   RegisterTree(app, ctx);
   RegisterExport(app, ctx);
   RegisterBatchExport(app, ctx);
+  RegisterSync(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "cmd/command.h"
@@ -15,7 +14,6 @@
 #include "index/reference.h"
 #include "transfer/release.h"
 #include "transfer/server/admin_api.h"
-#include "transfer/server/daemon.h"
 #include "util/interrupt.h"
 #include "util/progress.h"
 #include "util/units.h"
@@ -103,43 +101,36 @@ int PullViaServer(const Globals& g, const PullArgs& a, const std::vector<transfe
         Status::InvalidArgument("--release, --limit-rate and --authfile are not supported while silo serve (pid " +
                                 std::to_string(served.pid) + ") owns the store; stop it first"));
   }
-  std::string body;
-  for (const auto& item : items) body += "ref " + item.reference.ToString() + "\n";
+  server::PullForward f;
+  for (const auto& item : items) f.refs.push_back(item.reference.ToString());
   for (const auto& p : o.platforms) {
     if (p.os.empty() || p.architecture.empty()) {
       return Fail(Status::InvalidArgument("through a running silo serve, name platforms as --platform OS/ARCH"));
     }
-    body += "platform " + p.ToString() + "\n";
+    f.platforms.push_back(p.ToString());
   }
-  for (const auto& h : o.plain_http_registries) body += "plain-http " + h + "\n";
-  if (!o.registry.http.tls_verify) body += "tls-verify false\n";
-  if (!o.registry.http.ca_file.empty()) body += "ca-cert " + o.registry.http.ca_file + "\n";
-  if (!a.creds.empty()) body += "creds " + a.creds + "\n";
-  if (o.fail_without_platform) body += "fail-without-platform\n";
-  body += "jobs " + std::to_string(o.jobs) + "\nblob-jobs " + std::to_string(o.blob_jobs) + "\nretries " +
-          std::to_string(o.registry.retries) + "\n";
+  f.plain_http = o.plain_http_registries;
+  f.tls_verify = o.registry.http.tls_verify;
+  f.ca_cert = o.registry.http.ca_file;
+  f.creds = a.creds;
+  f.fail_without_platform = o.fail_without_platform;
+  f.jobs = o.jobs;
+  f.blob_jobs = o.blob_jobs;
+  f.retries = o.registry.retries;
   Note(g, "pull: silo serve (pid " + std::to_string(served.pid) + ") owns the store; it pulls");
-  auto answer = server::CallAdmin(served, "/silo/v1/pull", body);
+  auto answer = server::PullThroughServer(served, f);
   if (!answer.ok()) return Fail(answer.status());
   std::vector<std::string> failed;
-  std::istringstream lines(*answer);
-  std::string line;
-  while (std::getline(lines, line)) {
-    size_t sp = line.find(' ');
-    std::string kind = line.substr(0, sp), rest = sp == std::string::npos ? "" : line.substr(sp + 1);
-    size_t tab = rest.find('\t');
-    if (kind == "ok") {
-      if (!g.quiet) std::printf("%s\n", rest.c_str());
-    } else if (kind == "failed") {
-      std::fprintf(stderr, "silo: %s\n", rest.substr(tab == std::string::npos ? 0 : tab + 1).c_str());
-      failed.push_back(rest.substr(0, tab));
-    } else if (kind == "warning") {
-      std::fprintf(stderr, "silo: warning: %s: %s\n", rest.substr(0, tab).c_str(),
-                   rest.substr(tab == std::string::npos ? 0 : tab + 1).c_str());
-    } else if (kind == "summary") {
-      Note(g, "pull: " + rest);
-    }
+  for (const auto& w : answer->warnings)
+    std::fprintf(stderr, "silo: warning: %s: %s\n", w.first.c_str(), w.second.c_str());
+  for (const auto& line : answer->ok) {
+    if (!g.quiet) std::printf("%s\n", line.c_str());
   }
+  for (const auto& [input, message] : answer->failed) {
+    std::fprintf(stderr, "silo: %s\n", message.c_str());
+    failed.push_back(input);
+  }
+  if (!answer->summary.empty()) Note(g, "pull: " + answer->summary);
   std::fflush(stdout);
   WriteFailedList(a.failed_file, failed, "silo pull");
   return failed.empty() ? kExitOk : kExitFailed;
@@ -188,8 +179,7 @@ int RunPull(const Globals& g, PullArgs& a) {
 
   // A running `silo serve` owns the store: it does the pull.
   if (!a.dry_run) {
-    auto served = server::ReadPidfile(server::PidfilePath(g.store_path));
-    if (served.ok() && *served && !(*served)->token.empty()) return PullViaServer(g, a, items, o, **served);
+    if (auto served = server::RunningServer(g.store_path)) return PullViaServer(g, a, items, o, *served);
   }
   auto store = OpenStore(g, a.dry_run ? Access::kRead : Access::kWrite);
   if (!store) return kExitUsage;

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cmd/command.h"
+#include "transfer/server/admin_api.h"
 
 namespace silo::cmd {
 namespace {
@@ -24,6 +25,10 @@ int RunSet(const Globals& g, const RefArgs& a) {
     auto e = store::Digest::Parse(a.expect);
     if (!e.ok()) return Fail(e.status().WithContext("--expect"));
     expected = std::optional<store::Digest>(*e);
+  }
+  if (auto served = server::RunningServer(g.store_path)) {  // it owns the store: it sets the ref
+    Status s = server::RefThroughServer(*served, a.name, d->ToString(), a.create_only ? "-" : a.expect);
+    return s.ok() ? kExitOk : Fail(s);
   }
   auto store = OpenStore(g, Access::kWrite);
   if (!store) return kExitUsage;
@@ -65,6 +70,10 @@ int RunRm(const Globals& g, const RefArgs& a) {
     auto e = store::Digest::Parse(a.expect);
     if (!e.ok()) return Fail(e.status().WithContext("--expect"));
     expected = *e;
+  }
+  if (auto served = server::RunningServer(g.store_path)) {  // it owns the store: it removes the ref
+    Status s = server::RefThroughServer(*served, a.name, "", a.expect);
+    return s.ok() ? kExitOk : Fail(s);
   }
   auto store = OpenStore(g, Access::kWrite);
   if (!store) return kExitUsage;

@@ -41,16 +41,19 @@ class ReaderImpl final : public ObjectReader {
       } else {
         size_t idx = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), pos_) - ends_.begin());
         if (idx != loaded_) {
-          Status s = store_->ReadChunk(rec_.chunks[idx].id, &chunk_);
-          if (!s.ok()) return std::move(s).WithContext(info_.digest.ToString());
-          if (chunk_.size() != rec_.chunks[idx].length) {
+          Status s = store_->ReadChunkView(rec_.chunks[idx].id, &pin_, &chunk_, &view_);
+          if (!s.ok()) {
+            loaded_ = SIZE_MAX;
+            return std::move(s).WithContext(info_.digest.ToString());
+          }
+          if (view_.size() != rec_.chunks[idx].length) {
             return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) +
                                      " has the wrong length");
           }
           loaded_ = idx;
         }
         uint64_t start = ends_[idx] - rec_.chunks[idx].length;
-        avail = std::string_view(chunk_).substr(pos_ - start);
+        avail = view_.substr(pos_ - start);
       }
       size_t n = std::min(avail.size(), buf.size() - done);
       std::memcpy(buf.data() + done, avail.data(), n);
@@ -65,7 +68,11 @@ class ReaderImpl final : public ObjectReader {
   ObjectInfo info_;
   ObjectRecord rec_;
   std::vector<uint64_t> ends_;  // end offset of each chunk
-  std::string chunk_;           // the loaded chunk
+  // The loaded chunk: a raw one is read in place from RocksDB's value (`pin_`), a
+  // compressed one is decompressed into `chunk_`; `view_` is its bytes either way.
+  rocksdb::PinnableSlice pin_;
+  std::string chunk_;
+  std::string_view view_;
   size_t loaded_ = SIZE_MAX;
   uint64_t pos_ = 0;
 };

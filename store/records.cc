@@ -179,7 +179,7 @@ EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level) {
   return out;
 }
 
-Status DecodeChunk(std::string_view value, std::string* out) {
+Status DecodeChunkView(std::string_view value, std::string* scratch, std::string_view* out) {
   thread_local std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> dctx(ZSTD_createDCtx());
   std::string_view in = value;
   uint8_t codec = 0;
@@ -190,15 +190,23 @@ Status DecodeChunk(std::string_view value, std::string* out) {
   }
   if (codec == static_cast<uint8_t>(ChunkCodec::kRaw)) {
     if (in.size() != raw_len) return Status::Integrity("chunk length mismatch");
-    out->assign(in);
+    *out = in;
   } else if (codec == static_cast<uint8_t>(ChunkCodec::kZstd)) {
-    out->resize(raw_len);
-    size_t n = ZSTD_decompressDCtx(dctx.get(), out->data(), raw_len, in.data(), in.size());
+    scratch->resize(raw_len);
+    size_t n = ZSTD_decompressDCtx(dctx.get(), scratch->data(), raw_len, in.data(), in.size());
     if (ZSTD_isError(n) || n != raw_len) return Status::Integrity("chunk does not decompress");
+    *out = *scratch;
   } else {
     return Status::Integrity("unknown chunk codec");
   }
   if (Xxh3(AsBytes(*out)) != sum) return Status::Integrity("chunk checksum mismatch");
+  return Status::Ok();
+}
+
+Status DecodeChunk(std::string_view value, std::string* out) {
+  std::string_view view;
+  SILO_TRY(DecodeChunkView(value, out, &view));
+  if (view.data() != out->data()) out->assign(view);
   return Status::Ok();
 }
 

@@ -73,6 +73,9 @@ struct EncodedChunk {
 EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level);
 // Decodes a chunk value into `out`, verifying the XXH3 checksum of the raw bytes.
 Status DecodeChunk(std::string_view value, std::string* out);
+// As DecodeChunk, without copying a raw (uncompressed) chunk: `*out` then points into
+// `value`; a compressed one is decompressed into `scratch` and `*out` points there.
+Status DecodeChunkView(std::string_view value, std::string* scratch, std::string_view* out);
 
 std::string EncodeRefTarget(const Digest& d);
 Result<Digest> DecodeRefTarget(std::string_view bytes);

@@ -241,15 +241,24 @@ Result<ObjectRecord> StoreImpl::LoadRecord(const Digest& digest, const rocksdb::
   return ObjectRecord::Decode(value.ToStringView()).WithContext(digest.ToString());
 }
 
-Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
-  rocksdb::PinnableSlice value;
+Status StoreImpl::ReadChunkView(const ChunkId& id, rocksdb::PinnableSlice* pin, std::string* scratch,
+                                std::string_view* out) {
+  pin->Reset();
   rocksdb::ReadOptions ro;
   ro.verify_checksums = false;  // every chunk carries its own XXH3, checked below
-  auto rs = db_->Get(ro, chunks(), KeyOf(id), &value);
+  auto rs = db_->Get(ro, chunks(), KeyOf(id), pin);
   if (rs.IsNotFound()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + " is missing");
   if (rs.IsCorruption()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
   if (!rs.ok()) return Status::IO("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
-  return DecodeChunk(value.ToStringView(), out).WithContext("chunk " + ToHex(id).substr(0, 12));
+  return DecodeChunkView(pin->ToStringView(), scratch, out).WithContext("chunk " + ToHex(id).substr(0, 12));
+}
+
+Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
+  rocksdb::PinnableSlice value;
+  std::string_view view;
+  SILO_TRY(ReadChunkView(id, &value, out, &view));
+  if (view.data() != out->data()) out->assign(view);
+  return Status::Ok();
 }
 
 namespace {

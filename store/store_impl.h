@@ -75,6 +75,9 @@ class StoreImpl final : public Store {
   Result<ObjectRecord> LoadRecord(const Digest& digest, const rocksdb::Snapshot* snapshot = nullptr);
   // Reads and verifies one chunk into `out`. Integrity error when damaged or missing.
   Status ReadChunk(const ChunkId& id, std::string* out);
+  // Reads and verifies one chunk without copying it when stored raw: `*out` points into
+  // `pin` (raw) or `scratch` (decompressed) and stays valid until either changes.
+  Status ReadChunkView(const ChunkId& id, rocksdb::PinnableSlice* pin, std::string* scratch, std::string_view* out);
   bool ChunkExists(const ChunkId& id);
   // Deletes a chunk found damaged (objects using it are damaged already; fsck names them).
   Status DropDamagedChunk(const ChunkId& id);

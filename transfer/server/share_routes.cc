@@ -2,6 +2,9 @@
 
 #include <strings.h>
 
+#include "transfer/server/admin_api.h"
+#include "transfer/server/sync_api.h"
+
 namespace silo::server {
 namespace {
 
@@ -59,7 +62,11 @@ void SetAccessPolicy(Router& router, const transfer::AccessControl& access) {
     transfer::Decision d = access.CheckPeer(req.client_address);
     if (!d.allowed()) return Response::Text(403, ErrorJson("DENIED", d.reason), "application/json");
     if (req.path == "/healthz") return std::nullopt;
-    transfer::Need need = req.method == "GET" || req.method == "HEAD" ? transfer::Need::kRead : transfer::Need::kWrite;
+    // The admin endpoints check their own token (the pidfile's), not the users' credentials.
+    if (IsAdminPath(req.path)) return std::nullopt;
+    // A sync POSTs lists of digests but only reads.
+    bool reads = req.method == "GET" || req.method == "HEAD" || IsSyncPath(req.path);
+    transfer::Need need = reads ? transfer::Need::kRead : transfer::Need::kWrite;
     d = access.CheckAuth(req.Header("Authorization").value_or(""), need);
     if (!d.allowed()) {
       Response r = Response::Text(401, ErrorJson("UNAUTHORIZED", d.reason), "application/json");
