@@ -35,4 +35,24 @@ bool DecodeStatCacheValue(std::string_view data, StatCacheValue* v) {
          r.Raw(32, &raw) && store::Digest::FromRaw(raw, &v->digest) && r.done();
 }
 
+std::string DirCacheSpace(std::string_view snapshot_name) {
+  return "statdirs/" + std::string(snapshot_name);
+}
+
+std::string EncodeDirCacheValue(const DirCacheValue& v) {
+  std::string out;
+  out.push_back(1);  // version
+  out.append(v.fingerprint.raw());
+  out.append(v.tree.raw());
+  return out;
+}
+
+bool DecodeDirCacheValue(std::string_view data, DirCacheValue* v) {
+  codec::Reader r(data);
+  uint8_t version = 0;
+  std::string_view fp, tree;
+  return r.Byte(&version) && version == 1 && r.Raw(32, &fp) && store::Digest::FromRaw(fp, &v->fingerprint) &&
+         r.Raw(32, &tree) && store::Digest::FromRaw(tree, &v->tree) && r.done();
+}
+
 }  // namespace silo::index

@@ -31,4 +31,23 @@ std::string EncodeStatCacheValue(const StatCacheValue& value);
 // False when `data` is not a valid entry (treat as a miss).
 bool DecodeStatCacheValue(std::string_view data, StatCacheValue* value);
 
+// The directory cache beside it (index space DirCacheSpace(name)): for each directory the
+// latest snapshot of NAME met, a fingerprint of what a scan sees of it without reading
+// anything (every kept entry's name, inode, type, mode, owner, size, times and link count,
+// and the trees of its subdirectories) and the tree it became. A directory whose
+// fingerprint still matches is not looked at further: its tree is reused whole. Hints
+// like the stat cache: the tree may have been collected since (callers check).
+std::string DirCacheSpace(std::string_view snapshot_name);
+
+struct DirCacheValue {
+  store::Digest fingerprint;  // SHA-256 of the scan's view (see above)
+  store::Digest tree;
+  friend bool operator==(const DirCacheValue&, const DirCacheValue&) = default;
+};
+
+// Keys are StatCacheKey(device, inode) of the directory.
+std::string EncodeDirCacheValue(const DirCacheValue& value);
+// False when `data` is not a valid entry (treat as a miss).
+bool DecodeDirCacheValue(std::string_view data, DirCacheValue* value);
+
 }  // namespace silo::index

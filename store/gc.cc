@@ -106,54 +106,83 @@ Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
   // The snapshot must go before the sweep: while held, compactions keep what it can see.
   snap.Release();
 
-  // Sweep objects: unmarked, not pinned or shaded by a concurrent writer.
+  // Everything `roots` reaches (as the store is now) joins the marked set.
+  auto trace = [&](std::vector<std::string> roots) -> Status {
+    std::deque<Digest> pending;
+    for (auto& id : roots) {
+      Digest d;
+      if (Digest::FromRaw(id, &d) && marked.insert(std::move(id)).second) pending.push_back(d);
+    }
+    while (!pending.empty()) {
+      Digest d = pending.front();
+      pending.pop_front();
+      auto rec = LoadRecord(d);
+      if (!rec.ok()) {
+        if (rec.status().IsNotFound()) continue;
+        return std::move(rec).take_status().WithContext("gc: trace");
+      }
+      for (const auto& l : rec->links) {
+        if (marked.insert(std::string(l.raw())).second) pending.push_back(l);
+      }
+    }
+    return Status::Ok();
+  };
+
+  // Sweep objects: unmarked, and not reached from anything kept for another reason (younger
+  // than the grace period, pinned or shaded by a concurrent writer). The removals are one
+  // atomic batch, so an object that exists always has what it links to: a snapshot may
+  // trust a stored tree to be whole.
   std::unordered_set<std::string> dead_chunks;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), objects()));
-    std::vector<std::pair<std::string, ObjectRecord>> candidates;
-    auto flush = [&]() -> Status {
-      if (candidates.empty()) return Status::Ok();
-      rocksdb::WriteBatch batch;
-      std::lock_guard lock(barrier_.mutex());
-      for (auto& [key, rec] : candidates) {
-        if (!barrier_.ObjectDeletableLocked(key)) {
-          ++report.objects_kept;
-          continue;
-        }
-        ++report.objects_removed;
-        report.logical_bytes_removed += rec.size;
-        batch.Delete(objects(), key);
-        if (rec.has_sha1) {
-          std::string alias_key(reinterpret_cast<const char*>(rec.sha1.data()), rec.sha1.size());
-          std::string target;
-          if (db_->Get(rocksdb::ReadOptions(), aliases(), alias_key, &target).ok() && target == key) {
-            batch.Delete(aliases(), alias_key);
-          }
-        }
-        for (const auto& c : rec.chunks) dead_chunks.insert(std::string(KeyOf(c.id)));
-      }
-      candidates.clear();
-      if (options.dry_run || batch.Count() == 0) return Status::Ok();
-      return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "gc: delete objects");
+    struct Candidate {
+      std::string key;
+      ObjectRecord rec;
     };
+    std::vector<Candidate> candidates;
+    std::vector<std::string> young;
+    uint64_t scanned = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), objects()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (Interrupted()) return Status::Interrupted("gc interrupted while sweeping; nothing was removed");
+      ++scanned;
       std::string key = it->key().ToString();
-      if (marked.contains(key)) {
-        ++report.objects_kept;
-        continue;
-      }
+      if (marked.contains(key)) continue;
       auto rec = ObjectRecord::Decode(it->value().ToStringView());
-      if (!rec.ok() || rec->created_us >= grace_cutoff_us) {
-        // Unreadable records are fsck's business; objects younger than the grace period
-        // may be about to gain a ref (a pull stores blobs before its manifest and tag).
-        ++report.objects_kept;
+      if (!rec.ok()) continue;  // unreadable records are fsck's business
+      if (rec->created_us >= grace_cutoff_us) {
+        // Objects younger than the grace period may be about to gain a ref (a pull stores
+        // blobs before its manifest and tag); what they link to stays with them.
+        young.push_back(std::move(key));
         continue;
       }
-      candidates.emplace_back(std::move(key), std::move(*rec));
-      if (candidates.size() >= kBatch) SILO_TRY(flush());
+      rec->inline_data.clear();
+      candidates.push_back({std::move(key), std::move(*rec)});
     }
     SILO_TRY(FromRocks(it->status(), "gc: scan objects"));
-    SILO_TRY(flush());
+    it.reset();
+    SILO_TRY(trace(std::move(young)));
+
+    rocksdb::WriteBatch batch;
+    std::lock_guard lock(barrier_.mutex());
+    SILO_TRY(trace(barrier_.ProtectedObjectsLocked()));
+    for (auto& [key, rec] : candidates) {
+      if (marked.contains(key) || !barrier_.ObjectDeletableLocked(key)) continue;
+      ++report.objects_removed;
+      report.logical_bytes_removed += rec.size;
+      batch.Delete(objects(), key);
+      if (rec.has_sha1) {
+        std::string alias_key(reinterpret_cast<const char*>(rec.sha1.data()), rec.sha1.size());
+        std::string target;
+        if (db_->Get(rocksdb::ReadOptions(), aliases(), alias_key, &target).ok() && target == key) {
+          batch.Delete(aliases(), alias_key);
+        }
+      }
+      for (const auto& c : rec.chunks) dead_chunks.insert(std::string(KeyOf(c.id)));
+    }
+    report.objects_kept = scanned - report.objects_removed;
+    if (!options.dry_run && batch.Count() > 0) {
+      SILO_TRY(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "gc: delete objects"));
+    }
   }
   marked.clear();
 

@@ -38,6 +38,14 @@ void GcBarrier::ShadeChunkLocked(const std::string& id) {
   if (active_) shaded_chunks_.insert(id);
 }
 
+std::vector<std::string> GcBarrier::ProtectedObjectsLocked() const {
+  std::vector<std::string> ids;
+  ids.reserve(pinned_objects_.size() + shaded_objects_.size());
+  for (const auto& [id, count] : pinned_objects_) ids.push_back(id);
+  for (const auto& id : shaded_objects_) ids.push_back(id);
+  return ids;
+}
+
 bool GcBarrier::ObjectDeletableLocked(const std::string& id) const {
   return !pinned_objects_.contains(id) && !shaded_objects_.contains(id);
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace silo::store {
 
@@ -24,6 +25,9 @@ class GcBarrier {
   // Shades ids when a collection is running (no-op otherwise). Caller holds mutex().
   void ShadeObjectLocked(const std::string& id);
   void ShadeChunkLocked(const std::string& id);
+
+  // Caller holds mutex(): every pinned or shaded object id (the sweep keeps what they reach).
+  std::vector<std::string> ProtectedObjectsLocked() const;
 
   // Caller holds mutex(): may the sweep delete this id now?
   bool ObjectDeletableLocked(const std::string& id) const;

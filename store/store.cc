@@ -416,6 +416,39 @@ Result<std::vector<Digest>> StoreImpl::Missing(std::span<const Digest> digests) 
   return missing;
 }
 
+namespace {
+
+class PinsImpl final : public ObjectPins {
+ public:
+  explicit PinsImpl(StoreImpl* store) : store_(store) {}
+  ~PinsImpl() override {
+    for (const auto& id : ids_) store_->barrier().UnpinObject(id);
+  }
+
+  Result<std::vector<Digest>> PinExisting(std::span<const Digest> digests) override {
+    for (const auto& d : digests) {
+      if (!d.is_sha256()) return Status::InvalidArgument("pin " + d.ToString() + ": pins name sha256 objects");
+    }
+    // Pin first, then look: a collection that has not removed an object by now keeps it
+    // (and what it reaches) while the pin lives.
+    for (const auto& d : digests) {
+      ids_.emplace_back(d.raw());
+      store_->barrier().PinObject(ids_.back());
+    }
+    return store_->Missing(digests);
+  }
+
+ private:
+  StoreImpl* store_;
+  std::vector<std::string> ids_;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectPins> StoreImpl::NewPins() {
+  return std::make_unique<PinsImpl>(this);
+}
+
 uint64_t StoreImpl::DiskUsage() const {
   uint64_t total = 0;
   std::error_code ec;

@@ -105,6 +105,19 @@ class ObjectReader {
   virtual Status Seek(uint64_t offset) = 0;
 };
 
+// Objects a caller relies on without having linked them yet (a snapshot reusing the trees
+// and contents of an earlier one). While an ObjectPins lives, gc keeps every object pinned
+// through it and everything those objects link to. Used by one thread at a time; must not
+// outlive its store.
+class ObjectPins {
+ public:
+  virtual ~ObjectPins() = default;
+  // Pins `digests` (SHA-256), then reports which of them the store lacks, in input order.
+  // A digest reported present stays present, with everything it links to, until the pins
+  // are dropped; one reported missing is pinned harmlessly.
+  virtual Result<std::vector<Digest>> PinExisting(std::span<const Digest> digests) = 0;
+};
+
 struct RefEntry {
   std::string name;
   Digest target;
@@ -186,6 +199,8 @@ class Store {
   virtual Result<std::vector<Digest>> Missing(std::span<const Digest> digests) = 0;
   // Resolves a sha1: alias to its SHA-256 object; a SHA-256 digest is returned as is.
   virtual Result<Digest> Resolve(const Digest& digest) = 0;
+  // An empty set of pins (see ObjectPins).
+  virtual std::unique_ptr<ObjectPins> NewPins() = 0;
 
   // --- refs ---
   virtual Result<std::optional<Digest>> GetRef(const std::string& name) = 0;

@@ -34,6 +34,7 @@ class StoreImpl final : public Store {
   Result<std::string> ReadAll(const Digest& digest, uint64_t max_size) override;
   Result<std::vector<Digest>> Missing(std::span<const Digest> digests) override;
   Result<Digest> Resolve(const Digest& digest) override;
+  std::unique_ptr<ObjectPins> NewPins() override;
 
   Result<std::optional<Digest>> GetRef(const std::string& name) override;
   Status SetRef(const std::string& name, const Digest& target, std::optional<std::optional<Digest>> expected) override;

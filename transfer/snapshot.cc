@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "index/stat_cache.h"
 #include "index/tree.h"
@@ -36,11 +38,21 @@ constexpr int kSnapshotZstdLevel = 3;
 struct DirNode {
   std::vector<TreeEntry> entries;
   std::vector<std::unique_ptr<DirNode>> children;  // parallel to entries; set for directories
-  // Set when the scan could settle the whole subtree from the stat cache and found its
-  // tree already stored (the fast path of an unchanged directory): its encoding and digest.
+  std::string cache_key;                           // StatCacheKey of the directory itself
+  // The scan's view of the entries (index/stat_cache.h, DirCacheValue), without the
+  // subtrees' digests, which join it once known.
+  std::string view;
+  // The directory cache may describe it: no hardlinks, no entry changed within the racy
+  // window, nothing left out with a warning, no file changed between the scan and its read.
+  bool cacheable = true;
+  // Settled from the directory cache during the walk: `digest` is its tree, `entries` and
+  // `children` are dropped, and the counts below describe the whole subtree.
   bool settled = false;
-  std::string encoded;
   store::Digest digest;
+  uint64_t sub_files = 0;
+  uint64_t sub_dirs = 0;
+  uint64_t sub_bytes = 0;
+  size_t kept = 0;  // entries the tree keeps (settled nodes)
 };
 
 struct IgnoreSet {
@@ -56,6 +68,42 @@ std::string JoinRel(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
 }
 
+// One entry of a directory's view: what a scan learns of it from the listing and a stat.
+void AppendView(std::string* view, const std::string& name, const struct stat& st) {
+  auto put = [&](uint64_t v) {
+    char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+    view->append(b, 8);
+  };
+  put(name.size());
+  view->append(name);
+  put(static_cast<uint64_t>(st.st_dev));
+  put(static_cast<uint64_t>(st.st_ino));
+  put(static_cast<uint64_t>(st.st_mode));
+  put(static_cast<uint64_t>(st.st_uid));
+  put(static_cast<uint64_t>(st.st_gid));
+  put(static_cast<uint64_t>(st.st_nlink));
+  put(static_cast<uint64_t>(st.st_size));
+  put(static_cast<uint64_t>(st.st_rdev));
+  put(static_cast<uint64_t>(fs::MtimeNs(st)));
+  put(static_cast<uint64_t>(fs::CtimeNs(st)));
+}
+
+// The fingerprint of a directory: its view, then its subtrees' digests in entry order.
+store::Digest Fingerprint(const DirNode& node, bool settled_children) {
+  Sha256 h;
+  const char version = 1;
+  h.Update(AsBytes(std::string_view(&version, 1)));
+  h.Update(AsBytes(node.view));
+  for (size_t i = 0; i < node.entries.size(); ++i) {
+    const auto& e = node.entries[i];
+    if (e.type != EntryType::kDir || e.name.empty()) continue;
+    const store::Digest& d = settled_children ? node.children[i]->digest : e.digest;
+    h.Update(AsBytes(d.raw()));
+  }
+  return store::Digest::Sha256(h.Final());
+}
+
 bool SameVersion(const struct stat& a, const struct stat& b) {
   return a.st_size == b.st_size && fs::MtimeNs(a) == fs::MtimeNs(b) && fs::CtimeNs(a) == fs::CtimeNs(b) &&
          a.st_ino == b.st_ino && a.st_dev == b.st_dev;
@@ -63,11 +111,16 @@ bool SameVersion(const struct stat& a, const struct stat& b) {
 
 class Scanner {
  public:
-  Scanner(store::Store& store, const SnapshotRequest& req)
+  // `use_dir_cache`: settle unchanged directories from the directory cache (false for the
+  // second pass when a cached tree turned out to be gone).
+  Scanner(store::Store& store, const SnapshotRequest& req, bool use_dir_cache)
       : store_(store),
         req_(req),
         pool_(req.threads ? req.threads : std::max(2u, std::thread::hardware_concurrency())),
-        cache_space_(index::StatCacheSpace(req.name)) {
+        pins_(store.NewPins()),
+        cache_space_(index::StatCacheSpace(req.name)),
+        dir_space_(index::DirCacheSpace(req.name)),
+        use_dir_cache_(use_dir_cache && req.use_stat_cache) {
     scan_start_ns_ =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
@@ -80,15 +133,33 @@ class Scanner {
 
   ~Scanner() { wg_.Wait(); }
 
-  // Scans one source into `node` (its root directory's entries).
-  Status Walk(const SnapshotSourceSpec& src, std::shared_ptr<Fd> dirfd, DirNode* node) {
-    std::vector<IgnoreSet> ignores;
-    if (!req_.excludes.empty()) ignores.push_back({"", req_.excludes});
-    return WalkDir(src, std::move(dirfd), "", src.path, node, ignores);
+  // Reads the directory cache (one scan of its index space).
+  Status LoadDirCache() {
+    return store_.ScanIndex(dir_space_, "", [&](std::string_view key, std::string_view value) {
+      index::DirCacheValue v;
+      if (index::DecodeDirCacheValue(value, &v)) {
+        dir_cache_.emplace(std::string(key), v);
+      } else {
+        dir_stale_.emplace_back(key);
+      }
+      return true;
+    });
   }
 
-  // After every walk: waits for the readers, settles hardlink groups.
-  Status Settle() {
+  // Scans one source into `node` (its root directory, whose stat is `st`).
+  Status Walk(const SnapshotSourceSpec& src, std::shared_ptr<Fd> dirfd, const struct stat& st, DirNode* node) {
+    std::vector<IgnoreSet> ignores;
+    if (!req_.excludes.empty()) ignores.push_back({"", req_.excludes});
+    SILO_TRY(WalkDir(src, std::move(dirfd), "", src.path, st, node, ignores));
+    if (node->settled) reused_trees_.push_back(node->digest);
+    return Status::Ok();
+  }
+
+  // After every walk: waits for the readers, settles hardlink groups, and checks that the
+  // trees reused from the directory cache are still stored (pinning them until the
+  // scanner is gone). *stale tells that one is not: the caller scans again without it.
+  Status Settle(bool* stale) {
+    *stale = false;
     wg_.Wait();
     {
       std::lock_guard lock(mu_);
@@ -96,6 +167,15 @@ class Scanner {
     }
     stats_.bytes_read = bytes_read_.load();
     if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");
+    if (!reused_trees_.empty()) {
+      // A stored tree has all it links to (gc removes objects in one batch and keeps what
+      // pinned objects reach), so the topmost reused trees are all there is to check.
+      SILO_ASSIGN_OR_RETURN(auto missing, pins_->PinExisting(reused_trees_));
+      if (!missing.empty()) {
+        *stale = true;
+        return Status::Ok();
+      }
+    }
     uint64_t next = 0;
     for (auto& g : groups_) {
       TreeEntry* first = g.members.front();
@@ -123,6 +203,13 @@ class Scanner {
 
   // Stores the trees of `node` bottom-up; *empty tells whether it kept no entry.
   Result<store::Digest> Finish(DirNode& node, bool leaf_only, bool* empty) {
+    if (node.settled) {
+      stats_.dirs += node.sub_dirs;
+      stats_.total_bytes += node.sub_bytes;
+      files_ += node.sub_files;
+      *empty = node.kept == 0;
+      return node.digest;
+    }
     index::Tree tree;
     for (size_t i = 0; i < node.entries.size(); ++i) {
       TreeEntry& e = node.entries[i];
@@ -139,37 +226,59 @@ class Scanner {
       tree.entries.push_back(e);
     }
     *empty = tree.entries.empty();
-    if (node.settled) {
-      // Still put (an existing object writes nothing) so a running gc is told it is used.
-      store::PutOptions opts;
-      opts.links = index::TreeLinks(tree);
-      SILO_ASSIGN_OR_RETURN(auto info, store_.Put(AsBytes(node.encoded), opts));
-      return info.digest;
+    SILO_ASSIGN_OR_RETURN(auto digest, index::StoreTree(store_, std::move(tree)));
+    SILO_ASSIGN_OR_RETURN(auto gone, pins_->PinExisting({&digest, 1}));
+    if (!gone.empty()) return Status::Corruption("tree " + digest.ToString() + " vanished after it was stored");
+    if (node.cacheable && !leaf_only) {
+      dir_updates_.emplace_back(node.cache_key, index::DirCacheValue{Fingerprint(node, false), digest});
     }
-    return index::StoreTree(store_, std::move(tree));
+    return digest;
   }
 
   // Writes the entries of the files read, and deletes the entries of files this scan did
   // not meet (removed, excluded or unreadable now): the cache holds only what the latest
-  // snapshot of the name saw, so it does not grow with every file that ever existed.
-  Status FlushStatCache() {
+  // snapshot of the name saw, so it does not grow with every file that ever existed. The
+  // directory cache likewise. When every directory was settled from the directory cache
+  // and none it held went unseen, the files are those of the last snapshot: no pruning.
+  Status FlushStatCache(bool all_settled) {
     std::vector<std::pair<std::string, std::optional<std::string>>> batch;
+    std::string_view space = cache_space_;
     auto add = [&](std::string key, std::optional<std::string> value) -> Status {
       batch.emplace_back(std::move(key), std::move(value));
       if (batch.size() < kCacheBatch) return Status::Ok();
-      SILO_TRY(store_.WriteIndex(cache_space_, batch));
+      SILO_TRY(store_.WriteIndex(space, batch));
       batch.clear();
       return Status::Ok();
     };
     for (auto& [k, v] : cache_updates_) SILO_TRY(add(k, index::EncodeStatCacheValue(v)));
-    std::sort(seen_.begin(), seen_.end());
-    std::vector<std::string> stale;
-    SILO_TRY(store_.ScanIndex(cache_space_, "", [&](std::string_view key, std::string_view) {
-      if (!std::binary_search(seen_.begin(), seen_.end(), std::string_view(key))) stale.emplace_back(key);
-      return true;
-    }));
-    for (auto& k : stale) SILO_TRY(add(std::move(k), std::nullopt));
-    stats_.cache_pruned = stale.size();
+    // Directories: new views, and entries for directories no longer met or no longer cacheable.
+    std::vector<std::pair<std::string, std::optional<std::string>>> dir_batch;
+    std::unordered_set<std::string> written;
+    for (auto& [k, v] : dir_updates_) {
+      written.insert(k);
+      dir_batch.emplace_back(k, index::EncodeDirCacheValue(v));
+    }
+    size_t dirs_pruned = dir_stale_.size();
+    for (auto& k : dir_stale_) dir_batch.emplace_back(k, std::nullopt);
+    for (auto& [k, v] : dir_cache_) {
+      if (dir_kept_.contains(k) || written.contains(k)) continue;
+      dir_batch.emplace_back(k, std::nullopt);
+      ++dirs_pruned;
+    }
+    for (size_t i = 0; i < dir_batch.size(); i += kCacheBatch) {
+      size_t n = std::min(kCacheBatch, dir_batch.size() - i);
+      SILO_TRY(store_.WriteIndex(dir_space_, std::span(dir_batch).subspan(i, n)));
+    }
+    if (!(all_settled && dirs_pruned == 0)) {
+      std::sort(seen_.begin(), seen_.end());
+      std::vector<std::string> stale;
+      SILO_TRY(store_.ScanIndex(cache_space_, "", [&](std::string_view key, std::string_view) {
+        if (!std::binary_search(seen_.begin(), seen_.end(), std::string_view(key))) stale.emplace_back(key);
+        return true;
+      }));
+      for (auto& k : stale) SILO_TRY(add(std::move(k), std::nullopt));
+      stats_.cache_pruned = stale.size();
+    }
     if (!batch.empty()) SILO_TRY(store_.WriteIndex(cache_space_, batch));
     return Status::Ok();
   }
@@ -217,15 +326,28 @@ class Scanner {
     if (!set.patterns.empty()) ignores.push_back(std::move(set));
   }
 
+  bool Racy(const struct stat& st) const {
+    const int64_t racy = scan_start_ns_ - 1000000000LL;
+    return fs::MtimeNs(st) >= racy || fs::CtimeNs(st) >= racy;
+  }
+
+  // Walks one directory: lists and stats its entries, walks its subdirectories, then
+  // either settles it from the directory cache or reads what it needs (attributes, link
+  // targets, the stat cache, new and changed files).
   Status WalkDir(const SnapshotSourceSpec& src, std::shared_ptr<Fd> dirfd, const std::string& rel,
-                 const std::string& what, DirNode* node, std::vector<IgnoreSet>& ignores) {
+                 const std::string& what, const struct stat& self, DirNode* node, std::vector<IgnoreSet>& ignores) {
     if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");
-    size_t ignores_before = ignores.size();
-    LoadIgnoreFile(dirfd->get(), rel, ignores);
+    node->cache_key = index::StatCacheKey(self.st_dev, self.st_ino);
+    if (src.leaf_only) node->cacheable = false;
     SILO_ASSIGN_OR_RETURN(auto names, fs::ListDir(dirfd->get(), what));
+    size_t ignores_before = ignores.size();
+    if (std::binary_search(names.begin(), names.end(), std::string(".siloignore"))) {
+      LoadIgnoreFile(dirfd->get(), rel, ignores);
+    }
     // Pass 1: stat every name (entries must not move once readers hold pointers to them).
     std::vector<struct stat> stats;
     node->entries.reserve(names.size());
+    stats.reserve(names.size());
     for (auto& name : names) {
       std::string child_rel = JoinRel(rel, name);
       if ((src.ignore_hidden && name[0] == '.') || Excluded(ignores, child_rel, name)) {
@@ -233,92 +355,162 @@ class Scanner {
         continue;
       }
       struct stat st {};
-      std::string child_what = what + "/" + name;
       if (::fstatat(dirfd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue;  // removed since the listing
-        Warn(Status::FromErrno("stat " + child_what, errno).message() + "; left out");
+        if (errno == ENOENT) {
+          node->cacheable = false;
+          continue;  // removed since the listing
+        }
+        Warn(Status::FromErrno("stat " + what + "/" + name, errno).message() + "; left out");
         stats_.errors++;
+        node->cacheable = false;
         continue;
       }
       if (S_ISDIR(st.st_mode) && st.st_dev == store_dev_ && st.st_ino == store_ino_) {
-        Warn(child_what + ": the store itself; left out");
+        Warn(what + "/" + name + ": the store itself; left out");
         stats_.skipped++;
+        node->cacheable = false;
         continue;
       }
       TreeEntry e;
       if (!fs::EntryFromStat(st, &e)) {
-        Warn(child_what + ": socket or unsupported file type; skipped");
+        Warn(what + "/" + name + ": socket or unsupported file type; skipped");
         stats_.skipped++;
+        node->cacheable = false;
         continue;
       }
-      e.name = std::move(name);
       if (e.type == EntryType::kSymlink) {
+        stats_.symlinks++;
+      } else if (e.type == EntryType::kFile) {
+        seen_.push_back(index::StatCacheKey(st.st_dev, st.st_ino));
+        if (st.st_nlink > 1) node->cacheable = false;  // group numbers depend on the whole scan
+      } else if (e.type != EntryType::kDir) {
+        stats_.specials++;
+      }
+      if (Racy(st)) node->cacheable = false;
+      AppendView(&node->view, name, st);
+      e.name = std::move(name);
+      node->entries.push_back(std::move(e));
+      stats.push_back(st);
+    }
+    node->children.resize(node->entries.size());
+    // Subdirectories first, in name order (so hardlink groups are numbered the same way
+    // every time).
+    bool children_settled = true;
+    for (size_t i = 0; i < node->entries.size(); ++i) {
+      TreeEntry& e = node->entries[i];
+      if (e.type != EntryType::kDir) continue;
+      std::string child_what = what + "/" + e.name;
+      auto sub =
+          std::make_shared<Fd>(::openat(dirfd->get(), e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub->valid()) {
+        Warn(Status::FromErrno("open " + child_what, errno).message() + "; left out");
+        stats_.errors++;
+        e.name.clear();
+        node->cacheable = false;
+        children_settled = false;
+        continue;
+      }
+      node->children[i] = std::make_unique<DirNode>();
+      SILO_TRY(
+          WalkDir(src, std::move(sub), JoinRel(rel, e.name), child_what, stats[i], node->children[i].get(), ignores));
+      children_settled = children_settled && node->children[i]->settled;
+    }
+    ignores.resize(ignores_before);
+    if (use_dir_cache_ && node->cacheable && children_settled) {
+      auto it = dir_cache_.find(node->cache_key);
+      if (it != dir_cache_.end() && it->second.fingerprint == Fingerprint(*node, true)) {
+        SettleFromCache(node, stats, it->second.tree);
+        return Status::Ok();
+      }
+    }
+    // The children settled from the cache are now the topmost reused trees.
+    for (auto& child : node->children) {
+      if (child && child->settled) reused_trees_.push_back(child->digest);
+    }
+    return ReadEntries(dirfd, what, stats, node);
+  }
+
+  void SettleFromCache(DirNode* node, const std::vector<struct stat>& stats, const store::Digest& tree) {
+    node->settled = true;
+    node->digest = tree;
+    dir_kept_.insert(node->cache_key);
+    node->kept = node->entries.size();
+    uint64_t own_files = 0;
+    for (size_t i = 0; i < node->entries.size(); ++i) {
+      const TreeEntry& e = node->entries[i];
+      if (e.type == EntryType::kFile) {
+        ++own_files;
+        node->sub_files++;
+        node->sub_bytes += static_cast<uint64_t>(stats[i].st_size);
+      } else if (e.type == EntryType::kDir) {
+        const DirNode& c = *node->children[i];
+        node->sub_dirs += 1 + c.sub_dirs;
+        node->sub_files += c.sub_files;
+        node->sub_bytes += c.sub_bytes;
+      }
+    }
+    stats_.files_unchanged += own_files;
+    node->entries.clear();
+    node->entries.shrink_to_fit();
+    node->children.clear();
+    node->children.shrink_to_fit();
+    node->view.clear();
+    node->view.shrink_to_fit();
+  }
+
+  // The slow path of a directory: attributes and link targets, then its files from the
+  // stat cache or to the readers.
+  Status ReadEntries(const std::shared_ptr<Fd>& dirfd, const std::string& what, const std::vector<struct stat>& stats,
+                     DirNode* node) {
+    for (size_t i = 0; i < node->entries.size(); ++i) {
+      TreeEntry& e = node->entries[i];
+      if (e.name.empty()) continue;
+      std::string child_what = what + "/" + e.name;
+      if (e.type == EntryType::kSymlink) {
+        const struct stat& st = stats[i];
         std::string target(static_cast<size_t>(st.st_size > 0 ? st.st_size : 255) + 1, '\0');
         ssize_t n = ::readlinkat(dirfd->get(), e.name.c_str(), target.data(), target.size());
         if (n <= 0 || static_cast<size_t>(n) >= target.size()) {
           Warn(child_what + ": cannot read the symlink (changed while scanning?); left out");
           stats_.errors++;
+          stats_.symlinks--;
+          e.name.clear();
+          node->cacheable = false;
           continue;
         }
         target.resize(static_cast<size_t>(n));
         e.target = std::move(target);
-        stats_.symlinks++;
-      } else if (e.type != EntryType::kFile && e.type != EntryType::kDir) {
-        stats_.specials++;
       }
       auto xattrs = fs::ReadXattrs(dirfd->get(), e.name, child_what);
       if (xattrs.ok()) {
         e.xattrs = std::move(xattrs).value();
       } else {
         Warn(xattrs.status().message() + "; attributes not kept");
+        node->cacheable = false;
       }
-      node->entries.push_back(std::move(e));
-      stats.push_back(st);
     }
-    node->children.resize(node->entries.size());
-    // Pass 2: files to the readers (or from the stat cache), directories recursively, in
-    // name order so hardlink groups are numbered the same way every time.
-    std::vector<size_t> cache_hits;
-    std::vector<store::Digest> hit_digests;
     // One batched stat-cache lookup for the directory's files (in entry order).
     std::vector<std::optional<std::string>> cached;
-    {
+    if (req_.use_stat_cache) {
       std::vector<std::string> keys;
       for (size_t i = 0; i < node->entries.size(); ++i) {
-        if (node->entries[i].type != EntryType::kFile) continue;
+        if (node->entries[i].type != EntryType::kFile || node->entries[i].name.empty()) continue;
         keys.push_back(index::StatCacheKey(stats[i].st_dev, stats[i].st_ino));
-        seen_.push_back(keys.back());
       }
-      if (req_.use_stat_cache && !keys.empty()) {
+      if (!keys.empty()) {
         SILO_ASSIGN_OR_RETURN(cached, store_.GetIndexMany(cache_space_, keys));
       }
     }
+    std::vector<size_t> cache_hits;
+    std::vector<store::Digest> hit_digests;
     size_t file_no = 0;
-    // Whether every entry's digest is known now (no reads, hardlinks or unsettled subtrees).
-    bool settled = !src.leaf_only;
     for (size_t i = 0; i < node->entries.size(); ++i) {
       TreeEntry& e = node->entries[i];
       const struct stat& st = stats[i];
-      if (e.type == EntryType::kDir) {
-        std::string child_what = what + "/" + e.name;
-        auto sub = std::make_shared<Fd>(
-            ::openat(dirfd->get(), e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!sub->valid()) {
-          Warn(Status::FromErrno("open " + child_what, errno).message() + "; left out");
-          stats_.errors++;
-          e.name.clear();
-          continue;
-        }
-        node->children[i] = std::make_unique<DirNode>();
-        SILO_TRY(WalkDir(src, std::move(sub), JoinRel(rel, e.name), child_what, node->children[i].get(), ignores));
-        settled = settled && node->children[i]->settled;
-        continue;
-      }
-      if (e.type != EntryType::kFile) continue;
+      if (e.type != EntryType::kFile || e.name.empty()) continue;
       const std::optional<std::string>* cache_value = req_.use_stat_cache ? &cached[file_no] : nullptr;
       ++file_no;
       if (st.st_nlink > 1) {
-        settled = false;
         auto [it, fresh] = inodes_.try_emplace({st.st_dev, st.st_ino}, groups_.size());
         if (fresh) groups_.emplace_back();
         groups_[it->second].members.push_back(&e);
@@ -339,55 +531,40 @@ class Scanner {
           }
         }
       }
-      settled = false;
-      Submit(dirfd, &e, what + "/" + e.name, had_entry);
+      Submit(dirfd, node, &e, st, child_path(what, e.name), had_entry);
     }
-    // Unchanged directory: when its tree (as the cache describes it) is already stored, so
-    // is everything it links to (gc removes a tree no later than what it links), and the
-    // cache hits need no check of their own.
-    if (settled) {
-      index::Tree tree;
-      for (size_t i = 0; i < node->entries.size(); ++i) {
-        TreeEntry e = node->entries[i];
-        if (e.name.empty()) continue;
-        if (e.type == EntryType::kDir) e.digest = node->children[i]->digest;
-        tree.entries.push_back(std::move(e));
-      }
-      node->encoded = index::EncodeTree(std::move(tree));
-      node->digest = store::Digest::Sha256(Sha256::Of(AsBytes(node->encoded)));
-      SILO_ASSIGN_OR_RETURN(auto missing, store_.Missing({&node->digest, 1}));
-      if (missing.empty()) {
-        node->settled = true;
-        stats_.files_unchanged += cache_hits.size();
-        hit_digests.clear();
-      } else {
-        node->encoded.clear();
-      }
-    }
-    // Cache entries are hints: content gc has since removed is read again.
+    // Cache entries are hints: content gc has since removed is read again. The rest is
+    // pinned until the snapshot is committed.
     if (!hit_digests.empty()) {
-      SILO_ASSIGN_OR_RETURN(auto missing, store_.Missing(hit_digests));
+      std::vector<store::Digest> missing;
+      {
+        std::lock_guard lock(mu_);
+        SILO_ASSIGN_OR_RETURN(missing, pins_->PinExisting(hit_digests));
+      }
       std::sort(missing.begin(), missing.end());
       for (size_t i : cache_hits) {
         TreeEntry& e = node->entries[i];
         if (std::binary_search(missing.begin(), missing.end(), e.digest)) {
-          Submit(dirfd, &e, what + "/" + e.name, true);
+          Submit(dirfd, node, &e, stats[i], child_path(what, e.name), true);
         } else {
           stats_.files_unchanged++;
         }
       }
     }
-    ignores.resize(ignores_before);
     return Status::Ok();
   }
 
-  void Submit(const std::shared_ptr<Fd>& dirfd, TreeEntry* e, std::string what, bool had_entry) {
+  static std::string child_path(const std::string& what, const std::string& name) { return what + "/" + name; }
+
+  void Submit(const std::shared_ptr<Fd>& dirfd, DirNode* node, TreeEntry* e, const struct stat& scanned,
+              std::string what, bool had_entry) {
     wg_.WaitBelow(2 * pool_.size() + 2);
     wg_.Add();
-    pool_.Submit([this, dirfd, e, what = std::move(what), had_entry] {
-      Status s = ReadFile(dirfd->get(), e, what, had_entry);
+    pool_.Submit([this, dirfd, node, e, scanned, what = std::move(what), had_entry] {
+      Status s = ReadFile(dirfd->get(), node, e, scanned, what, had_entry);
       if (!s.ok()) {
         std::lock_guard lock(mu_);
+        node->cacheable = false;
         if (s.code() == Code::kIO || s.code() == Code::kNotFound) {
           Warn(s.message() + "; left out");
           stats_.errors++;
@@ -400,7 +577,8 @@ class Scanner {
     });
   }
 
-  Status ReadFile(int dirfd, TreeEntry* e, const std::string& what, bool had_entry) {
+  Status ReadFile(int dirfd, DirNode* node, TreeEntry* e, const struct stat& scanned, const std::string& what,
+                  bool had_entry) {
     {
       std::lock_guard lock(mu_);
       if (!fatal_.ok()) return Status::Ok();
@@ -413,6 +591,9 @@ class Scanner {
     struct stat before {};
     if (::fstat(fd.get(), &before) != 0) return Status::FromErrno("stat " + what, errno);
     if (!S_ISREG(before.st_mode)) return Status::IO(what + ": no longer a regular file");
+    // What the directory's view recorded must be what is read, or the view cannot vouch
+    // for the tree next time.
+    bool as_scanned = SameVersion(before, scanned);
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     thread_local std::vector<uint8_t> buf(kReadBuffer);
     store::PutOptions opts;
@@ -433,12 +614,14 @@ class Scanner {
         off += static_cast<uint64_t>(n);
         bytes_read_ += static_cast<uint64_t>(n);
         if (req_.progress) req_.progress->Add(static_cast<uint64_t>(n));
+        if (req_.after_read_block) req_.after_read_block(what, off);
       }
       struct stat after {};
       if (::fstat(fd.get(), &after) != 0) return Status::FromErrno("stat " + what, errno);
       bool stable = SameVersion(before, after) && off == static_cast<uint64_t>(after.st_size);
       if (!stable && attempt < kReadAttempts) {
         before = after;
+        as_scanned = false;
         continue;  // the writer is dropped: nothing of this attempt becomes visible
       }
       SILO_ASSIGN_OR_RETURN(auto info, writer->Commit().WithContext(what));
@@ -446,19 +629,24 @@ class Scanner {
       e->size = off;
       e->digest = info.digest;
       std::lock_guard lock(mu_);
+      SILO_ASSIGN_OR_RETURN(auto gone, pins_->PinExisting({&info.digest, 1}));
+      if (!gone.empty()) return Status::Corruption(what + ": its content vanished from the store after it was stored");
       stats_.bytes_added += info.new_stored_bytes;
       (had_entry ? stats_.files_changed : stats_.files_new)++;
+      if (!as_scanned) node->cacheable = false;
       if (!stable) {
         stats_.changed_during_read++;
+        node->cacheable = false;
         Warn(what + ": kept changing while being read; stored as last read");
         return Status::Ok();
       }
       // A file modified within the last second could change again without its mtime
       // moving (coarse timestamps): do not let the cache vouch for it.
-      const int64_t racy = scan_start_ns_ - 1000000000LL;
-      if (fs::MtimeNs(after) < racy && fs::CtimeNs(after) < racy) {
+      if (!Racy(after)) {
         cache_updates_.emplace_back(index::StatCacheKey(after.st_dev, after.st_ino),
                                     index::StatCacheValue{off, fs::MtimeNs(after), fs::CtimeNs(after), info.digest});
+      } else {
+        node->cacheable = false;
       }
       return Status::Ok();
     }
@@ -473,12 +661,20 @@ class Scanner {
   Status fatal_;
   SnapshotStats stats_;  // the readers update it under mu_
   std::atomic<uint64_t> bytes_read_{0};
-  uint64_t files_ = 0;  // file names kept (hardlinked names count each)
+  uint64_t files_ = 0;                       // file names kept (hardlinked names count each)
+  std::unique_ptr<store::ObjectPins> pins_;  // under mu_ once readers run
   std::map<std::pair<dev_t, ino_t>, size_t> inodes_;
   std::vector<HardlinkGroup> groups_;
   std::vector<std::pair<std::string, index::StatCacheValue>> cache_updates_;
   const std::string cache_space_;
-  std::vector<std::string> seen_;  // stat-cache keys of every file met (the walk's thread only)
+  const std::string dir_space_;
+  const bool use_dir_cache_;
+  std::unordered_map<std::string, index::DirCacheValue> dir_cache_;  // as loaded
+  std::vector<std::string> dir_stale_;                               // undecodable entries
+  std::unordered_set<std::string> dir_kept_;                         // settled from the cache
+  std::vector<std::pair<std::string, index::DirCacheValue>> dir_updates_;
+  std::vector<store::Digest> reused_trees_;  // topmost trees settled from the cache
+  std::vector<std::string> seen_;            // stat-cache keys of every file met (the walk's thread only)
   int64_t scan_start_ns_ = 0;
   dev_t store_dev_ = 0;
   ino_t store_ino_ = 0;
@@ -500,55 +696,70 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
   }
   SILO_ASSIGN_OR_RETURN(index::SnapshotRecord record, index::NewSnapshotRecord(store, req.name));
 
-  Scanner scanner(store, req);
-  std::vector<std::unique_ptr<DirNode>> roots;
-  std::vector<TreeEntry> root_entries;
-  for (const auto& src : req.sources) {
-    char* real = ::realpath(src.path.c_str(), nullptr);
-    if (!real) return Status::FromErrno("snapshot " + src.path, errno);
-    std::string abs = real;
-    std::free(real);
-    auto fd = std::make_shared<Fd>(::open(abs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd->valid()) return Status::FromErrno("snapshot " + src.path, errno);
-    struct stat st {};
-    if (::fstat(fd->get(), &st) != 0) return Status::FromErrno("stat " + src.path, errno);
-    TreeEntry e;
-    fs::EntryFromStat(st, &e);
-    e.name = src.key;
-    auto xattrs = fs::ReadXattrs(fd->get(), ".", src.path);
-    if (xattrs.ok()) {
-      e.xattrs = std::move(xattrs).value();
-    } else if (req.on_warning) {
-      req.on_warning(xattrs.status().message() + "; attributes not kept");
+  // The walk, with the directory cache; once more without it in the rare case that a
+  // tree it names has been collected since.
+  for (int pass = 0;; ++pass) {
+    Scanner scanner(store, req, pass == 0);
+    if (pass == 0 && req.use_stat_cache) SILO_TRY(scanner.LoadDirCache().WithContext("directory cache"));
+    record.sources.clear();
+    std::vector<std::unique_ptr<DirNode>> roots;
+    std::vector<TreeEntry> root_entries;
+    for (const auto& src : req.sources) {
+      char* real = ::realpath(src.path.c_str(), nullptr);
+      if (!real) return Status::FromErrno("snapshot " + src.path, errno);
+      std::string abs = real;
+      std::free(real);
+      auto fd = std::make_shared<Fd>(::open(abs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!fd->valid()) return Status::FromErrno("snapshot " + src.path, errno);
+      struct stat st {};
+      if (::fstat(fd->get(), &st) != 0) return Status::FromErrno("stat " + src.path, errno);
+      TreeEntry e;
+      fs::EntryFromStat(st, &e);
+      e.name = src.key;
+      auto xattrs = fs::ReadXattrs(fd->get(), ".", src.path);
+      if (xattrs.ok()) {
+        e.xattrs = std::move(xattrs).value();
+      } else if (req.on_warning) {
+        req.on_warning(xattrs.status().message() + "; attributes not kept");
+      }
+      root_entries.push_back(e);
+      record.sources.push_back({src.key, abs, {}});
+      roots.push_back(std::make_unique<DirNode>());
+      SILO_TRY(scanner.Walk(src, fd, st, roots.back().get()));
     }
-    root_entries.push_back(e);
-    record.sources.push_back({src.key, abs, {}});
-    roots.push_back(std::make_unique<DirNode>());
-    SILO_TRY(scanner.Walk(src, fd, roots.back().get()));
+    bool stale = false;
+    SILO_TRY(scanner.Settle(&stale));
+    if (stale) {
+      if (req.on_warning) req.on_warning("a tree the directory cache names is gone from the store; scanning again");
+      continue;
+    }
+    bool all_settled = true;
+    index::Tree top;
+    for (size_t i = 0; i < roots.size(); ++i) {
+      all_settled = all_settled && roots[i]->settled;
+      bool empty = false;
+      SILO_ASSIGN_OR_RETURN(record.sources[i].tree, scanner.Finish(*roots[i], req.sources[i].leaf_only, &empty));
+      root_entries[i].digest = record.sources[i].tree;
+      top.entries.push_back(root_entries[i]);
+    }
+    if (roots.size() == 1 && req.top_is_source) {
+      record.root = record.sources[0].tree;
+      record.root_entry = root_entries[0];
+    } else {
+      SILO_ASSIGN_OR_RETURN(record.root, index::StoreTree(store, std::move(top)));
+    }
+    SnapshotStats stats = scanner.stats();
+    record.files = scanner.files();
+    record.dirs = stats.dirs;
+    record.bytes = stats.total_bytes;
+    if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");
+    // The scanner's pins keep what the record reaches until the commit makes it reachable.
+    SILO_ASSIGN_OR_RETURN(auto info, index::CommitSnapshot(store, record));
+    // The caches are written after the commit; losing them costs only a re-read next time.
+    SILO_TRY(scanner.FlushStatCache(all_settled).WithContext("stat cache"));
+    stats.cache_pruned = scanner.stats().cache_pruned;
+    return SnapshotResult{std::move(info), stats};
   }
-  SILO_TRY(scanner.Settle());
-  index::Tree top;
-  for (size_t i = 0; i < roots.size(); ++i) {
-    bool empty = false;
-    SILO_ASSIGN_OR_RETURN(record.sources[i].tree, scanner.Finish(*roots[i], req.sources[i].leaf_only, &empty));
-    root_entries[i].digest = record.sources[i].tree;
-    top.entries.push_back(root_entries[i]);
-  }
-  if (roots.size() == 1 && req.top_is_source) {
-    record.root = record.sources[0].tree;
-    record.root_entry = root_entries[0];
-  } else {
-    SILO_ASSIGN_OR_RETURN(record.root, index::StoreTree(store, std::move(top)));
-  }
-  SnapshotStats& stats = scanner.stats();
-  record.files = scanner.files();
-  record.dirs = stats.dirs;
-  record.bytes = stats.total_bytes;
-  if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");
-  SILO_ASSIGN_OR_RETURN(auto info, index::CommitSnapshot(store, record));
-  // The cache is written after the commit; losing it costs only a re-read next time.
-  SILO_TRY(scanner.FlushStatCache().WithContext("stat cache"));
-  return SnapshotResult{std::move(info), stats};
 }
 
 }  // namespace silo::transfer

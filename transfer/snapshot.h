@@ -40,6 +40,9 @@ struct SnapshotRequest {
   size_t threads = 0;                                  // parallel file readers; 0: one per hardware thread (at least 2)
   Progress* progress = nullptr;                        // counts bytes read
   std::function<void(const std::string&)> on_warning;  // skipped entries and races
+  // For tests: called on a reader thread after each block of a file is read (its path as
+  // warnings name it, and the bytes read so far), so a test can change the file mid-read.
+  std::function<void(const std::string& path, uint64_t offset)> after_read_block;
 };
 
 struct SnapshotStats {

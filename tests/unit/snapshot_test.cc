@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <map>
@@ -498,6 +499,165 @@ TEST_F(SnapshotTest, ForgetThenGcReclaimsAndKeptSnapshotsRestore) {
   auto fsck = store_->Check({});
   ASSERT_TRUE(fsck.ok());
   EXPECT_TRUE(fsck->clean());
+}
+
+// A file that changes between its read and the stat after it is read again (the hook in
+// the reader changes it at a chosen point, so the race is deterministic).
+TEST_F(SnapshotTest, FileChangedWhileReadIsReadAgain) {
+  std::string src = tmp_ / "src";
+  std::filesystem::create_directories(src);
+  WriteFile(src + "/grows", RandomBytes(3000, 1));
+  WriteFile(src + "/steady", "steady");
+  std::string more = RandomBytes(100, 2);
+  bool appended = false;
+  transfer::SnapshotRequest req;
+  req.name = "t";
+  req.sources.push_back({"src", src, false, false});
+  req.on_warning = [this](const std::string& m) { warnings_.push_back(m); };
+  req.after_read_block = [&](const std::string& path, uint64_t) {
+    if (path != src + "/grows" || appended) return;
+    appended = true;
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, more.data(), more.size()), static_cast<ssize_t>(more.size()));
+    ::close(fd);
+  };
+  auto snap = transfer::TakeSnapshot(*store_, req);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  EXPECT_TRUE(appended);
+  EXPECT_EQ(snap->stats.changed_during_read, 0u);
+  EXPECT_EQ(snap->stats.files_new, 2u);
+  // The first attempt read the 3000 bytes and then the 100 appended meanwhile, but the
+  // stat after it no longer matched the one before: a second attempt read all 3100.
+  EXPECT_EQ(snap->stats.bytes_read, 3100u + 3100u + 6u);
+  EXPECT_TRUE(warnings_.empty());
+  auto r = Restore(snap->snapshot, tmp_ / "out");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(ReadFileToString(tmp_ / "out/grows"), ReadFileToString(src + "/grows"));
+  EXPECT_EQ(ReadFileToString(tmp_ / "out/grows").size(), 3100u);
+}
+
+// A file that changes on every read: stored as last read, counted and warned about, and
+// neither cache vouches for it, so the next snapshot reads it again.
+TEST_F(SnapshotTest, FileThatKeepsChangingIsReportedAndNotCached) {
+  std::string src = tmp_ / "src";
+  std::filesystem::create_directories(src);
+  std::string path = src + "/restless";
+  std::vector<std::string> versions;
+  for (int i = 0; i < 5; ++i) versions.push_back(RandomBytes(4000, 10 + i));
+  WriteFile(path, versions[0]);
+  SetMtime(path, 1600000000, 0);
+  WriteFile(src + "/calm", "calm");
+  SetMtime(src + "/calm", 1600000000, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // out of the racy window
+  int reads = 0;
+  transfer::SnapshotRequest req;
+  req.name = "t";
+  req.sources.push_back({"src", src, false, false});
+  req.on_warning = [this](const std::string& m) { warnings_.push_back(m); };
+  req.after_read_block = [&](const std::string& p, uint64_t) {
+    if (p != path) return;
+    // Same size, new content, a different mtime: only the stat after the read can tell.
+    ++reads;
+    WriteFile(path, versions.at(static_cast<size_t>(reads)));
+    SetMtime(path, 1600000000 + reads, 0);
+  };
+  auto snap = transfer::TakeSnapshot(*store_, req);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  EXPECT_EQ(reads, 3);  // three attempts
+  EXPECT_EQ(snap->stats.changed_during_read, 1u);
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_NE(warnings_[0].find("restless: kept changing while being read"), std::string::npos) << warnings_[0];
+  auto r = Restore(snap->snapshot, tmp_ / "out");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(ReadFileToString(tmp_ / "out/restless"), versions[2]) << "stored as the last attempt read it";
+  // Next time it is read again (now steadily), and only it.
+  req.after_read_block = nullptr;
+  auto again = transfer::TakeSnapshot(*store_, req);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->stats.files_changed + again->stats.files_new, 1u);
+  EXPECT_EQ(again->stats.files_unchanged, 1u);
+  EXPECT_EQ(again->stats.bytes_read, 4000u);
+  auto r2 = Restore(again->snapshot, tmp_ / "out2");
+  ASSERT_TRUE(r2.ok()) << r2.status().message();
+  EXPECT_EQ(ReadFileToString(tmp_ / "out2/restless"), versions[3]);
+}
+
+// The caches name trees and contents that gc may have collected since: a snapshot after
+// forget + gc re-reads what is gone, and one taken while gc runs never ends up naming an
+// object the collection removes.
+TEST_F(SnapshotTest, GcAfterForgetNeverBreaksSnapshotsTakenMeanwhile) {
+  std::string src = tmp_ / "src";
+  std::string other = tmp_ / "other";
+  auto files = MakeTree(src, 200, 11);
+  MakeTree(other, 80, 12);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto kept = Snap(other, "kept");
+  ASSERT_TRUE(kept.ok()) << kept.status().message();
+  auto forget = [&](const std::string& name) {
+    auto list = index::ListSnapshots(*store_, name);
+    ASSERT_TRUE(list.ok());
+    for (const auto& s : *list) ASSERT_TRUE(store_->DeleteRef(s.ref, s.digest).ok());
+  };
+  auto check = [&](const index::SnapshotInfo& snap, const std::string& dir, const std::string& out) {
+    auto r = Restore(snap, out);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    ExpectSameTree(dir, out);
+    auto fsck = store_->Check({});
+    ASSERT_TRUE(fsck.ok());
+    EXPECT_TRUE(fsck->clean());
+  };
+
+  // Everything of "a" collected, its caches left: the next snapshot of "a" reads it all again.
+  auto first = Snap(src, "a");
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  forget("a");
+  store::GcOptions now;
+  now.grace = std::chrono::seconds(0);
+  ASSERT_TRUE(store_->CollectGarbage(now).ok());
+  ASSERT_TRUE(store_->Stat(first->snapshot.record.root).status().IsNotFound());
+  warnings_.clear();
+  auto reread = Snap(src, "a");
+  ASSERT_TRUE(reread.ok()) << reread.status().message();
+  EXPECT_EQ(reread->snapshot.record.root, first->snapshot.record.root);
+  // Contents the kept snapshot shares (the empty file, at least) are still there.
+  EXPECT_GT(reread->stats.files_changed, 0u);
+  EXPECT_GT(reread->stats.bytes_read, 0u);
+  ASSERT_FALSE(warnings_.empty());
+  EXPECT_NE(warnings_[0].find("scanning again"), std::string::npos) << warnings_[0];
+  check(reread->snapshot, src, tmp_ / "out0");
+
+  // Forget, then snapshot the same tree while collections run back to back.
+  for (int round = 1; round <= 3; ++round) {
+    // A few files change each round, so the snapshot also writes while gc runs.
+    for (int i = 0; i < 3; ++i) {
+      std::string p = src + "/" + files[static_cast<size_t>(20 + round * 10 + i)];
+      WriteFile(p, RandomBytes(1000 + i, 100 * round + i));
+      SetMtime(p, 1700000000 + round, 0);
+    }
+    forget("a");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // older than the gc grace
+    std::atomic<bool> done{false};
+    std::vector<std::string> gc_errors;
+    std::thread collector([&] {
+      store::GcOptions o;
+      o.grace = std::chrono::seconds(1);
+      while (!done.load()) {
+        auto rep = store_->CollectGarbage(o);
+        if (!rep.ok()) gc_errors.push_back(rep.status().message());
+      }
+    });
+    auto snap = Snap(src, "a");
+    done = true;
+    collector.join();
+    ASSERT_TRUE(snap.ok()) << snap.status().message();
+    EXPECT_TRUE(gc_errors.empty()) << gc_errors.front();
+    // Once committed, the snapshot holds everything it names: not even a collection with
+    // no grace at all may take any of it.
+    ASSERT_TRUE(store_->CollectGarbage(now).ok());
+    check(snap->snapshot, src, tmp_ / ("out" + std::to_string(round)));
+    check(kept->snapshot, other, tmp_ / ("kept" + std::to_string(round)));
+  }
 }
 
 TEST_F(SnapshotTest, ExcludesIgnoreFilesAndHidden) {
