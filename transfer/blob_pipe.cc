@@ -32,11 +32,17 @@ void BlobPipe::CloseWrite(Status status) {
 
 Result<size_t> BlobPipe::Read(std::span<uint8_t> buf) {
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return size_ > 0 || write_closed_; });
+  // Waits for a fair batch (a quarter of the ring, or the whole request if smaller) rather
+  // than whatever one network read delivered: the upload then sends large pieces and both
+  // threads wake far less often. Never deadlocks: a full ring always holds a batch.
+  size_t want = std::min(buf.size(), std::max<size_t>(ring_.size() / 4, 1));
+  cv_.wait(lock, [&] { return size_ >= want || write_closed_; });
   if (write_closed_ && !write_status_.ok()) return write_status_;
   if (size_ == 0 || buf.empty()) return size_t{0};
-  size_t n = std::min({buf.size(), size_, ring_.size() - head_});
-  std::memcpy(buf.data(), ring_.data() + head_, n);
+  size_t n = std::min(buf.size(), size_);
+  size_t first = std::min(n, ring_.size() - head_);  // up to the end of the ring, then wrap
+  std::memcpy(buf.data(), ring_.data() + head_, first);
+  std::memcpy(buf.data() + first, ring_.data(), n - first);
   head_ = (head_ + n) % ring_.size();
   size_ -= n;
   cv_.notify_all();

@@ -29,7 +29,8 @@ class BlobPipe {
   // Writer: no more bytes. With an error status the reader's next Read returns it.
   void CloseWrite(Status status);
 
-  // Reader: up to buf.size() bytes, blocking until some arrive; 0 at the end of a
+  // Reader: up to buf.size() bytes, blocking until min(buf.size(), capacity / 4) arrive
+  // (fewer only at the end of the stream); 0 at the end of a
   // successful stream; the writer's error when it failed.
   Result<size_t> Read(std::span<uint8_t> buf);
   // Reader: stops reading; the writer's later writes are dropped.
