@@ -15,8 +15,8 @@
 #include "transfer/server/proxy_cache.h"
 #include "transfer/server/registry_api.h"
 #include "transfer/server/server.h"
-#include "transfer/server/upstream.h"
 #include "transfer/server/sync_api.h"
+#include "transfer/server/upstream.h"
 #include "util/units.h"
 
 namespace silo::cmd {

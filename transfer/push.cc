@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "store/digest.h"
+#include "transfer/image_jobs.h"
 #include "util/hash.h"
 #include "util/interrupt.h"
 #include "util/single_flight.h"
@@ -325,28 +326,9 @@ Status Pusher::PushBlobStream(const std::string& repo, const index::Descriptor& 
 }
 
 void Pusher::Push(std::vector<PushItem>& items) {
-  counters_.images_total += items.size();
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (;;) {
-      size_t i = next++;
-      if (i >= items.size()) return;
-      PushItem& item = items[i];
-      if (Interrupted()) {
-        item.status = Status::Interrupted("not started: interrupted");
-        counters_.images_failed++;
-        continue;
-      }
-      counters_.images_active++;
-      item.status = impl_->PushOne(item).WithContext("push " + item.source.ToString() + " to " + item.dest.ToString());
-      counters_.images_active--;
-      (item.status.ok() ? counters_.images_done : counters_.images_failed)++;
-    }
-  };
-  std::vector<std::thread> threads;
-  size_t n = std::min<size_t>(static_cast<size_t>(std::clamp(impl_->options.jobs, 1, 64)), items.size());
-  for (size_t t = 0; t < n; ++t) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
+  RunImageJobs(items, impl_->options.jobs, counters_, [&](PushItem& item) {
+    return impl_->PushOne(item).WithContext("push " + item.source.ToString() + " to " + item.dest.ToString());
+  });
 }
 
 }  // namespace silo::transfer
