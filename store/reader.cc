@@ -34,50 +34,82 @@ class ReaderImpl final : public ObjectReader {
 
   Result<size_t> Read(std::span<uint8_t> buf) override {
     size_t done = 0;
-    while (done < buf.size() && pos_ < info_.size) {
-      std::string_view avail;
-      if (rec_.inlined) {
-        avail = std::string_view(rec_.inline_data).substr(pos_);
-      } else {
-        size_t idx = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), pos_) - ends_.begin());
-        if (idx != loaded_) {
-          Status s = store_->ReadChunkView(rec_.chunks[idx].id, &pin_, &chunk_, &view_);
-          if (!s.ok()) {
-            loaded_ = SIZE_MAX;
-            return std::move(s).WithContext(info_.digest.ToString());
-          }
-          if (view_.size() != rec_.chunks[idx].length) {
-            return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) +
-                                     " has the wrong length");
-          }
-          loaded_ = idx;
-        }
-        uint64_t start = ends_[idx] - rec_.chunks[idx].length;
-        avail = view_.substr(pos_ - start);
-      }
-      size_t n = std::min(avail.size(), buf.size() - done);
-      std::memcpy(buf.data() + done, avail.data(), n);
-      done += n;
-      pos_ += n;
+    while (done < buf.size()) {
+      SILO_ASSIGN_OR_RETURN(std::string_view avail, Next(buf.size() - done));
+      if (avail.empty()) break;
+      std::memcpy(buf.data() + done, avail.data(), avail.size());
+      done += avail.size();
     }
     return done;
   }
 
+  Result<ObjectPiece> ReadPiece(size_t max) override {
+    SILO_ASSIGN_OR_RETURN(std::string_view bytes, Next(max));
+    if (rec_.inlined) {
+      // Inline bytes live in the record, which the reader owns: copy them.
+      auto copy = std::make_shared<std::string>(bytes);
+      return ObjectPiece{*copy, std::move(copy)};
+    }
+    return ObjectPiece{bytes, loaded_};
+  }
+
  private:
+  // A chunk as loaded: a raw one is read in place from RocksDB's value (`pin`), a
+  // compressed one is decompressed into `scratch`; `view` is its bytes either way.
+  struct Loaded {
+    rocksdb::PinnableSlice pin;
+    std::string scratch;
+    std::string_view view;
+    size_t index = SIZE_MAX;
+  };
+
+  // Up to `max` bytes at the position, never past the end of the chunk that holds it;
+  // advances the position. Empty at the end of the object.
+  Result<std::string_view> Next(size_t max) {
+    if (pos_ >= info_.size || max == 0) return std::string_view();
+    std::string_view avail;
+    if (rec_.inlined) {
+      avail = std::string_view(rec_.inline_data).substr(pos_);
+    } else {
+      size_t idx = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), pos_) - ends_.begin());
+      if (!loaded_ || loaded_->index != idx) SILO_TRY(Load(idx));
+      uint64_t start = ends_[idx] - rec_.chunks[idx].length;
+      avail = loaded_->view.substr(pos_ - start);
+    }
+    avail = avail.substr(0, max);
+    pos_ += avail.size();
+    return avail;
+  }
+
+  Status Load(size_t idx) {
+    // Pieces handed out keep the previous chunk alive; otherwise its buffers are reused.
+    if (!loaded_ || loaded_.use_count() > 1) loaded_ = std::make_shared<Loaded>();
+    loaded_->index = SIZE_MAX;
+    Status s = store_->ReadChunkView(rec_.chunks[idx].id, &loaded_->pin, &loaded_->scratch, &loaded_->view);
+    if (!s.ok()) return std::move(s).WithContext(info_.digest.ToString());
+    if (loaded_->view.size() != rec_.chunks[idx].length) {
+      return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) + " has the wrong length");
+    }
+    loaded_->index = idx;
+    return Status::Ok();
+  }
+
   StoreImpl* store_;
   ObjectInfo info_;
   ObjectRecord rec_;
   std::vector<uint64_t> ends_;  // end offset of each chunk
-  // The loaded chunk: a raw one is read in place from RocksDB's value (`pin_`), a
-  // compressed one is decompressed into `chunk_`; `view_` is its bytes either way.
-  rocksdb::PinnableSlice pin_;
-  std::string chunk_;
-  std::string_view view_;
-  size_t loaded_ = SIZE_MAX;
+  std::shared_ptr<Loaded> loaded_;
   uint64_t pos_ = 0;
 };
 
 }  // namespace
+
+Result<ObjectPiece> ObjectReader::ReadPiece(size_t max) {
+  auto buf = std::make_shared<std::string>(max, '\0');
+  SILO_ASSIGN_OR_RETURN(size_t n, Read(std::span<uint8_t>(reinterpret_cast<uint8_t*>(buf->data()), max)));
+  buf->resize(n);
+  return ObjectPiece{*buf, std::move(buf)};
+}
 
 Result<std::unique_ptr<ObjectReader>> StoreImpl::NewReader(const Digest& digest) {
   SILO_ASSIGN_OR_RETURN(Digest d, Resolve(digest));

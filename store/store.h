@@ -93,6 +93,13 @@ class ObjectWriter {
   virtual Status Checkpoint() = 0;
 };
 
+// Bytes of an object handed out without a copy: `bytes` stays valid for as long as `owner`
+// lives, whatever the reader does meanwhile.
+struct ObjectPiece {
+  std::string_view bytes;
+  std::shared_ptr<const void> owner;
+};
+
 // Streams one object out of the store. Every chunk's checksum is verified as it is read;
 // a mismatch is an integrity error naming the object.
 class ObjectReader {
@@ -101,6 +108,10 @@ class ObjectReader {
   virtual const ObjectInfo& info() const = 0;
   // Reads up to buf.size() bytes from the current position; 0 at end of object.
   virtual Result<size_t> Read(std::span<uint8_t> buf) = 0;
+  // Reads up to `max` bytes (max > 0) from the current position; empty at end of object.
+  // The store's reader hands a stored chunk out in place (a piece never spans two chunks);
+  // the default copies through Read.
+  virtual Result<ObjectPiece> ReadPiece(size_t max);
   // Moves the read position; offset may equal the size (then Read returns 0).
   virtual Status Seek(uint64_t offset) = 0;
 };

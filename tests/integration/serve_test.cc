@@ -186,6 +186,52 @@ TEST_F(ServeTest, BlobRangesHeadAndErrors) {
   EXPECT_EQ(not_stored.status, 404);
 }
 
+// Bodies are read ahead of the network in pieces (BodyFeed); many clients at once, more
+// than the few that get the deep read-ahead, and ranges deep inside still get exact bytes.
+TEST_F(ServeTest, LargeBlobsStreamWholeToManyClientsAtOnce) {
+  auto server = Serve();
+  std::string data = RandomBytes(24 * 1024 * 1024 + 4321, 9);
+  std::string d = PushBlob(*server, "big", data);
+  std::string url = server->url() + "/v2/big/blobs/" + d;
+  std::vector<HttpResult> got(7);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < got.size(); ++i) {
+    clients.emplace_back([&, i] {
+      got[i] = i == 0 ? Curl({"-H", "Range: bytes=5000000-20000000", url}) : Curl({"--limit-rate", "40M", url});
+    });
+  }
+  for (auto& t : clients) t.join();
+  ASSERT_EQ(got[0].status, 206);
+  EXPECT_TRUE(got[0].body == data.substr(5000000, 15000001));
+  for (size_t i = 1; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].status, 200) << i;
+    EXPECT_EQ(got[i].body.size(), data.size()) << i;
+    EXPECT_TRUE(got[i].body == data) << i;
+  }
+}
+
+// A blob whose stored bytes are damaged is never served wrong: the body stops short of the
+// damage (the client sees a truncated transfer) and the server goes on serving others.
+TEST_F(ServeTest, ADamagedBlobIsCutShortAndTheServerKeepsServing) {
+  std::string data = RandomBytes(6 * 1024 * 1024, 10);
+  std::string other = RandomBytes(100000, 11);
+  std::string d, od;
+  {
+    auto server = Serve();
+    d = PushBlob(*server, "dmg", data);
+    od = PushBlob(*server, "dmg", other);
+    ASSERT_EQ(server->Stop(), 0);
+  }
+  ASSERT_TRUE(CorruptStoredBytes(store(), std::string_view(data).substr(4 * 1024 * 1024, 64)));
+  auto server = Serve();
+  auto r = Curl({server->url() + "/v2/dmg/blobs/" + d});
+  EXPECT_EQ(r.status, -18) << "curl should report a partial transfer; body " << r.body.size() << " bytes";
+  EXPECT_EQ(r.body.find(data.substr(4 * 1024 * 1024, 4096)), std::string::npos);
+  auto ok = Curl({server->url() + "/v2/dmg/blobs/" + od});
+  ASSERT_EQ(ok.status, 200);
+  EXPECT_TRUE(ok.body == other);
+}
+
 TEST_F(ServeTest, ChunkedUploadChecksRangesResumesAndVerifiesTheDigest) {
   auto server = Serve();
   std::string data = RandomBytes(5 * 1024 * 1024, 11);
@@ -402,9 +448,19 @@ TEST_F(ServeTest, TlsWithASelfSignedCertificate) {
                                    key, "--tls-key", cert});
   EXPECT_EQ(swapped.code, 2);
   EXPECT_NE(swapped.err.find("not a PEM certificate chain"), std::string::npos) << swapped.err;
-  auto server = Serve({"--tls-cert", cert, "--tls-key", key}, true);
+  // A shared file goes over TLS too (read ahead on the pool, not sendfile), ranges included.
+  fs::create_directories(tmp_ / "www");
+  std::string file = RandomBytes(5 * 1024 * 1024 + 17, 12);
+  WriteFile(tmp_ / "www/f.bin", file);
+  auto server = Serve({"--tls-cert", cert, "--tls-key", key, "--share", "www=" + std::string(tmp_ / "www")}, true);
   auto v2 = Curl({"--cacert", cert, server->url() + "/v2/"});
   EXPECT_EQ(v2.status, 200) << v2.body;
+  auto whole = Curl({"--cacert", cert, server->url() + "/files/www/f.bin"});
+  ASSERT_EQ(whole.status, 200) << whole.body.substr(0, 200);
+  EXPECT_TRUE(whole.body == file);
+  auto part = Curl({"--cacert", cert, "-H", "Range: bytes=1000000-", server->url() + "/files/www/f.bin"});
+  ASSERT_EQ(part.status, 206);
+  EXPECT_TRUE(part.body == file.substr(1000000));
   EXPECT_LT(Curl({server->url() + "/v2/"}).status, 0);  // unknown CA: curl refuses
   // skopeo pushes over TLS, verifying the certificate, and reads it back.
   ASSERT_EQ(RunCommand({"skopeo", "copy", "--src-tls-verify=false", "--dest-cert-dir", tmp_ / "certs",

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "store/records.h"
 
@@ -101,6 +102,76 @@ TEST_F(Store, RangesAtEveryEdge) {
   ASSERT_TRUE((*r)->Seek(data.size()).ok());
   EXPECT_EQ(*(*r)->Read({buf.data(), buf.size()}), 0u);
   EXPECT_EQ((*r)->Seek(data.size() + 1).code(), Code::kInvalidArgument);
+}
+
+TEST_F(Store, PiecesAreHandedOutInPlaceAndOutliveLaterReads) {
+  std::string data = RandomBytes(400000, 8);  // incompressible: chunks are read in place
+  ObjectInfo info = MustPut(data);
+  auto r = store_->NewReader(info.digest);
+  ASSERT_TRUE(r.ok());
+  // Every piece is kept while the reader goes on: each must still hold its bytes.
+  std::vector<ObjectPiece> pieces;
+  for (;;) {
+    auto p = (*r)->ReadPiece(5000);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    if (p->bytes.empty()) break;
+    ASSERT_LE(p->bytes.size(), 5000u);
+    pieces.push_back(std::move(p).value());
+  }
+  std::string joined;
+  for (const auto& p : pieces) joined += p.bytes;
+  EXPECT_TRUE(joined == data);
+  // Chunks are at most 64 KiB here: pieces of one chunk share its buffer, so there are
+  // far fewer buffers than pieces, and none is shared across a chunk boundary.
+  std::set<const void*> owners;
+  for (const auto& p : pieces) owners.insert(p.owner.get());
+  EXPECT_LT(owners.size(), pieces.size());
+  EXPECT_GE(owners.size(), data.size() / 65536);
+
+  // From a position, and mixed with Read.
+  ASSERT_TRUE((*r)->Seek(123457).ok());
+  auto p = (*r)->ReadPiece(1 << 20);
+  ASSERT_TRUE(p.ok());
+  ASSERT_FALSE(p->bytes.empty());
+  EXPECT_EQ(p->bytes, std::string_view(data).substr(123457, p->bytes.size()));
+  std::vector<uint8_t> buf(10);
+  uint64_t next = 123457 + p->bytes.size();
+  ASSERT_EQ(*(*r)->Read({buf.data(), buf.size()}), 10u);
+  EXPECT_EQ(std::string_view(reinterpret_cast<char*>(buf.data()), 10), std::string_view(data).substr(next, 10));
+
+  // An inline object, and the end.
+  ObjectInfo small = MustPut("tiny");
+  auto rs = store_->NewReader(small.digest);
+  ASSERT_TRUE(rs.ok());
+  auto ps = (*rs)->ReadPiece(100);
+  ASSERT_TRUE(ps.ok());
+  rs->reset();  // the piece owns its bytes
+  EXPECT_EQ(ps->bytes, "tiny");
+}
+
+TEST_F(Store, ADamagedChunkFailsThePieceThatReadsIt) {
+  std::string data = RandomBytes(200000, 18);
+  ObjectInfo info = MustPut(data);
+  Close();
+  ASSERT_TRUE(testing::CorruptStoredBytes(store_path(), data.substr(150000, 64)));
+  Reopen();
+  auto r = store_->NewReader(info.digest);
+  ASSERT_TRUE(r.ok());
+  uint64_t good = 0;
+  Status failed;
+  for (;;) {
+    auto p = (*r)->ReadPiece(1 << 20);
+    if (!p.ok()) {
+      failed = std::move(p).take_status();
+      break;
+    }
+    ASSERT_FALSE(p->bytes.empty()) << "read to the end through a damaged chunk";
+    EXPECT_EQ(p->bytes, std::string_view(data).substr(good, p->bytes.size()));
+    good += p->bytes.size();
+  }
+  EXPECT_EQ(failed.code(), Code::kIntegrity);
+  EXPECT_NE(failed.message().find(info.digest.ToString()), std::string::npos) << failed.message();
+  EXPECT_LE(good, 150000u);
 }
 
 TEST_F(Store, SecondPutOfTheSameContentWritesNoChunk) {

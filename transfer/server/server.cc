@@ -1,6 +1,7 @@
 // The connection loop of `silo serve` (see server.h). Everything Asio/Beast lives here.
 #include "transfer/server/server.h"
 
+#include <sys/sendfile.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -24,6 +26,7 @@
 #include <utility>  // before Asio: GCC 12 with Boost 1.74's coroutine support needs it
 
 #include "transfer/server/access_log.h"
+#include "transfer/server/body_feed.h"
 #include "transfer/server/metrics.h"
 #include "util/interrupt.h"
 
@@ -35,9 +38,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-// Body bytes are read from disk or the store and sent in pieces of this size.
-constexpr size_t kSendChunk = 1024 * 1024;
 
 // What RunBlocking hands back; default-constructible for the completion signature.
 template <typename T>
@@ -124,81 +124,59 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
   return out;
 }
 
-// Body bytes are read in pieces of kSendChunk. A file response streamed while few others
-// are reads up to kDepth pieces ahead in parallel (pread); otherwise, and for store
-// objects, one piece is read while the previous one is sent. Shared with the read tasks,
-// which keep it alive.
-constexpr size_t kDepth = 4;
-constexpr int kParallelStreams = 4;
+// How far ahead of the network a body is read (see BodyFeed): far for the first few
+// bodies streaming at once, less for the rest, so many clients do not hold much memory.
+constexpr uint64_t kAheadFew = 8 << 20;
+constexpr uint64_t kAheadMany = 2 << 20;
+constexpr int kAheadStreams = 4;
 
-class PieceReader {
- public:
-  PieceReader(Response res, uint64_t first, uint64_t count, bool parallel)
-      : res_(std::move(res)), first_(first), count_(count) {
-    bool is_file = res_.kind == Response::Kind::kFile;
-    depth_ = is_file && parallel ? kDepth : 2;
-    slots_.resize(depth_);
-    for (auto& s : slots_) s.buf.resize(std::min<uint64_t>(kSendChunk, count_));
-    // One store reader shared by every slot unless more can be opened.
-    if (!is_file) {
-      readers_.push_back(std::make_unique<Box>());
-      readers_[0]->reader = std::move(res_.object);
+// Sends `count` bytes of `fd` from `offset` with sendfile(2): the kernel hands page cache
+// pages to the socket without a copy through user space (a page not cached is read on
+// this I/O thread, as nginx does). Waits for the socket to drain, at most `timeout` each
+// time. Adds what it sent to *sent; false when the client is gone or too slow, or the file
+// shrank.
+asio::awaitable<bool> SendFileRange(beast::tcp_stream& stream, int fd, uint64_t offset, uint64_t count,
+                                    std::chrono::seconds timeout, uint64_t* sent) {
+  auto& sock = stream.socket();
+  boost::system::error_code ec;
+  sock.native_non_blocking(true, ec);
+  if (ec) co_return false;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  // The timer's handler may run after this frame is gone; it acts only while `live`.
+  auto live = std::make_shared<bool>(true);
+  auto timed_out = std::make_shared<bool>(false);
+  auto off = static_cast<off_t>(offset);
+  uint64_t left = count;
+  bool ok = true;
+  while (left > 0) {
+    ssize_t n = ::sendfile(sock.native_handle(), fd, &off, static_cast<size_t>(std::min<uint64_t>(left, 64 << 20)));
+    if (n > 0) {
+      left -= static_cast<uint64_t>(n);
+      *sent += static_cast<uint64_t>(n);
+      continue;
     }
-  }
-
-  size_t depth() const { return depth_; }
-  // Store objects: read piece after piece, never two at once.
-  bool sequential() const { return res_.kind != Response::Kind::kFile; }
-  bool has(uint64_t piece) const { return piece * kSendChunk < count_; }
-  uint8_t* buffer(uint64_t piece) { return slots_[piece % depth_].buf.data(); }
-
-  // Reads piece `piece` into its slot's buffer; returns its length.
-  Result<size_t> Read(uint64_t piece) {
-    uint64_t at = first_ + piece * kSendChunk;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kSendChunk, count_ - piece * kSendChunk));
-    uint8_t* dst = slots_[piece % depth_].buf.data();
-    if (res_.kind == Response::Kind::kFile) {
-      size_t done = 0;
-      while (done < n) {
-        ssize_t r = ::pread(res_.file.get(), dst + done, n - done, static_cast<off_t>(res_.file_offset + at + done));
-        if (r < 0) {
-          if (errno == EINTR) continue;
-          return Status::FromErrno("read", errno);
-        }
-        if (r == 0) return Status::IO("file shrank while being sent");
-        done += static_cast<size_t>(r);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      ok = false;  // the file shrank, or the connection broke
+      break;
+    }
+    timer.expires_after(timeout);
+    timer.async_wait([&sock, live, timed_out](boost::system::error_code e) {
+      if (!e && *live) {
+        *timed_out = true;
+        sock.cancel();
       }
-      return done;
+    });
+    co_await sock.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+    timer.cancel();
+    if (ec || *timed_out) {
+      ok = false;
+      break;
     }
-    Box& box = *readers_[piece % readers_.size()];
-    std::lock_guard lock(box.mu);
-    if (!box.reader) return Status::InvalidArgument("object response without a reader");
-    if (box.pos != at) SILO_TRY(box.reader->Seek(at));
-    size_t done = 0;
-    while (done < n) {
-      SILO_ASSIGN_OR_RETURN(size_t r, box.reader->Read(std::span<uint8_t>(dst + done, n - done)));
-      if (r == 0) return Status::Integrity("object ended early");
-      done += r;
-    }
-    box.pos = at + n;
-    return done;
   }
-
- private:
-  struct Box {
-    std::mutex mu;
-    std::unique_ptr<store::ObjectReader> reader;
-    uint64_t pos = UINT64_MAX;
-  };
-  struct Slot {
-    std::vector<uint8_t> buf;
-  };
-  Response res_;
-  uint64_t first_, count_;
-  size_t depth_ = 2;
-  std::vector<Slot> slots_;
-  std::vector<std::unique_ptr<Box>> readers_;
-};
+  *live = false;
+  co_return ok;
+}
 
 struct Server::Impl {
   Router router;
@@ -212,7 +190,7 @@ struct Server::Impl {
   AccessLog access_log;
   std::function<std::string()> metrics_hook;
   std::atomic<bool> stopping{false};
-  std::atomic<int> object_streams{0};  // responses streaming a file or object now
+  std::atomic<int> object_streams{0};  // bodies read ahead by a BodyFeed now
   std::atomic<bool> io_stopped{false};
   std::optional<asio::signal_set> signals;
   std::optional<asio::steady_timer> grace_timer;
@@ -582,50 +560,45 @@ asio::awaitable<bool> Server::Impl::Serve(Stream& stream, beast::flat_buffer& bu
         sent = count;
       }
     } else {
-      // Stream from disk or the store in pieces read on the pool, several ahead of the
-      // one being sent (see PieceReader).
-      auto reader = std::make_shared<PieceReader>(std::move(res), first, count, ++object_streams <= kParallelStreams);
-      size_t depth = reader->depth();
-      std::vector<std::future<Result<size_t>>> futures(depth);
-      auto issue = [&](uint64_t piece) {
-        if (!reader->has(piece)) return;
-        auto task =
-            std::make_shared<std::packaged_task<Result<size_t>()>>([reader, piece] { return reader->Read(piece); });
-        futures[piece % depth] = task->get_future();
-        asio::post(pool, [task] { (*task)(); });
-      };
-      // A store object is read strictly in order (its reader decodes each chunk once):
-      // the next piece is read while this one is sent. File pieces are read several ahead.
-      bool sequential = reader->sequential();
-      for (uint64_t i = 0; i < (sequential ? 1 : depth); ++i) issue(i);
-      for (uint64_t i = 0; ok && reader->has(i); ++i) {
-        auto& f = futures[i % depth];
-        if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-          // Wait off the I/O thread.
-          auto* fp = &f;
-          co_await RunBlocking<int>(pool, [fp] {
-            fp->wait();
-            return 0;
-          });
+      bool streamed = false;
+      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        if (res.kind == Response::Kind::kFile) {
+          ok =
+              co_await SendFileRange(stream, res.file.get(), res.file_offset + first, count, options.io_timeout, &sent);
+          streamed = true;
         }
-        Result<size_t> got = f.get();
-        if (sequential) issue(i + 1);
-        if (!got.ok()) {
-          ok = false;  // the response is cut short; the client sees a short body
-          break;
-        }
-        beast::get_lowest_layer(stream).expires_after(options.io_timeout);
-        co_await asio::async_write(stream, asio::buffer(reader->buffer(i), *got),
-                                   asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-          ok = false;
-          break;
-        }
-        sent += *got;
-        if (!sequential) issue(i + depth);
       }
-      --object_streams;
-      // Pieces still being read hold `reader` themselves; nothing waits for them.
+      if (!streamed) {
+        // A store object (or a file over TLS): read ahead on the pool, sent as it comes.
+        uint64_t ahead = ++object_streams <= kAheadStreams ? kAheadFew : kAheadMany;
+        auto feed = BodyFeed::Start(std::move(res), first, count, ahead, pool, co_await asio::this_coro::executor);
+        std::vector<store::ObjectPiece> pieces;
+        std::vector<asio::const_buffer> buffers;
+        while (ok) {
+          pieces.clear();
+          Status got = co_await feed->Take(&pieces);
+          if (pieces.empty()) {
+            ok = got.ok();  // complete, or cut short: the client sees a short body
+            break;
+          }
+          buffers.clear();
+          uint64_t n = 0;
+          for (const auto& p : pieces) {
+            buffers.emplace_back(p.bytes.data(), p.bytes.size());
+            n += p.bytes.size();
+          }
+          beast::get_lowest_layer(stream).expires_after(options.io_timeout);
+          co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) {
+            ok = false;
+            break;
+          }
+          sent += n;
+          feed->Sent(n);
+        }
+        feed->Stop();
+        --object_streams;
+      }
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
