@@ -62,20 +62,8 @@ long Metric(const SiloServer& s, const std::string& name) {
   return -1;
 }
 
-class ProxyTest : public ::testing::Test {
+class ProxyTest : public RegistrySuite {
  protected:
-  static void SetUpTestSuite() {
-    suite_tmp_ = new TempDir();
-    registry_ = new Registry(*suite_tmp_ / "registry");
-    registry_->Start();
-    refs_ = new std::vector<std::string>(PushImageSet(registry_->host_port(), *suite_tmp_ / "gen"));
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    delete refs_;
-    delete suite_tmp_;
-  }
-
   std::string store() const { return tmp_ / "store"; }
   // A fault proxy (no faults unless `args` ask) in front of the suite's registry.
   std::unique_ptr<FaultProxy> Upstream(const std::vector<std::string>& args = {}) {
@@ -111,15 +99,8 @@ class ProxyTest : public ::testing::Test {
     return digest;
   }
 
-  static TempDir* suite_tmp_;
-  static Registry* registry_;
-  static std::vector<std::string>* refs_;
-  TempDir tmp_;
   int proxies_ = 0;
 };
-TempDir* ProxyTest::suite_tmp_ = nullptr;
-Registry* ProxyTest::registry_ = nullptr;
-std::vector<std::string>* ProxyTest::refs_ = nullptr;
 
 TEST_F(ProxyTest, SkopeoPullsThroughAndASecondCopyMakesNoUpstreamRequest) {
   auto fp = Upstream();

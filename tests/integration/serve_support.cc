@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tests/support/imagegen.h"
 #include "tests/support/store_test.h"
 #include "util/hash.h"
 
@@ -123,6 +124,26 @@ std::string RawExchange(int port, const std::string& bytes, bool read) {
 
 std::string DigestOf(const std::string& data) {
   return "sha256:" + ToHex(Sha256::Of(AsBytes(data)));
+}
+
+TempDir* RegistrySuite::suite_tmp_ = nullptr;
+Registry* RegistrySuite::registry_ = nullptr;
+std::vector<std::string>* RegistrySuite::refs_ = nullptr;
+
+void RegistrySuite::SetUpTestSuite() {
+  suite_tmp_ = new TempDir();
+  registry_ = new Registry(*suite_tmp_ / "registry");
+  registry_->Start();
+  refs_ = new std::vector<std::string>(PushImageSet(registry_->host_port(), *suite_tmp_ / "gen"));
+}
+
+void RegistrySuite::TearDownTestSuite() {
+  delete registry_;
+  delete refs_;
+  delete suite_tmp_;
+  registry_ = nullptr;
+  refs_ = nullptr;
+  suite_tmp_ = nullptr;
 }
 
 }  // namespace silo::testing

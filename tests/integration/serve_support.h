@@ -2,11 +2,15 @@
 // curl requests with their status, headers and body, and raw sockets for malformed input.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
 #include <vector>
 
 #include "tests/support/process.h"
+#include "tests/support/registry.h"
+#include "tests/support/temp_dir.h"
 
 namespace silo::testing {
 
@@ -49,5 +53,18 @@ std::string RawExchange(int port, const std::string& bytes, bool read);
 
 // sha256:<hex> of `data`.
 std::string DigestOf(const std::string& data);
+
+// A suite whose tests share one CNCF registry holding imagegen's small image set, started
+// once per suite (refs_ names the images); each test gets its own temporary directory.
+class RegistrySuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+
+  static TempDir* suite_tmp_;
+  static Registry* registry_;
+  static std::vector<std::string>* refs_;
+  TempDir tmp_;
+};
 
 }  // namespace silo::testing

@@ -35,20 +35,8 @@ std::string RepoAndTag(const std::string& ref) {
   return ref.substr(ref.find('/') + 1);
 }
 
-class ServeTest : public ::testing::Test {
+class ServeTest : public RegistrySuite {
  protected:
-  static void SetUpTestSuite() {
-    suite_tmp_ = new TempDir();
-    registry_ = new Registry(*suite_tmp_ / "registry");
-    registry_->Start();
-    refs_ = new std::vector<std::string>(PushImageSet(registry_->host_port(), *suite_tmp_ / "gen"));
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    delete refs_;
-    delete suite_tmp_;
-  }
-
   std::string store() const { return tmp_ / "store"; }
   std::unique_ptr<SiloServer> Serve(std::vector<std::string> extra = {}, bool tls = false) {
     return std::make_unique<SiloServer>(store(), tmp_ / "serve.log", std::move(extra), tls);
@@ -86,15 +74,7 @@ class ServeTest : public ::testing::Test {
     EXPECT_EQ(r.status, 201) << r.body;
     return manifest;
   }
-
-  static TempDir* suite_tmp_;
-  static Registry* registry_;
-  static std::vector<std::string>* refs_;
-  TempDir tmp_;
 };
-TempDir* ServeTest::suite_tmp_ = nullptr;
-Registry* ServeTest::registry_ = nullptr;
-std::vector<std::string>* ServeTest::refs_ = nullptr;
 
 TEST_F(ServeTest, SkopeoPushesEveryImageAndReadsBackTheSameDigests) {
   auto server = Serve();

@@ -48,20 +48,8 @@ std::set<std::string> Digests(const std::string& text) {
   return out;
 }
 
-class SyncTest : public ::testing::Test {
+class SyncTest : public RegistrySuite {
  protected:
-  static void SetUpTestSuite() {
-    suite_tmp_ = new TempDir();
-    registry_ = new Registry(*suite_tmp_ / "registry");
-    registry_->Start();
-    refs_ = new std::vector<std::string>(PushImageSet(registry_->host_port(), *suite_tmp_ / "gen"));
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    delete refs_;
-    delete suite_tmp_;
-  }
-
   std::string src() const { return tmp_ / "src"; }
   std::string dst() const { return tmp_ / "dst"; }
   std::unique_ptr<SiloServer> Serve(std::vector<std::string> extra = {}) {
@@ -89,16 +77,7 @@ class SyncTest : public ::testing::Test {
     argv.insert(argv.end(), args.begin(), args.end());
     return RunSilo(dst(), argv);
   }
-
-  static TempDir* suite_tmp_;
-  static Registry* registry_;
-  static std::vector<std::string>* refs_;
-  TempDir tmp_;
 };
-
-TempDir* SyncTest::suite_tmp_ = nullptr;
-Registry* SyncTest::registry_ = nullptr;
-std::vector<std::string>* SyncTest::refs_ = nullptr;
 
 TEST_F(SyncTest, CopiesImagesAndSnapshotsAndMovesOnlyWhatIsMissing) {
   Pull(src(), {refs_->at(0), refs_->at(1)});

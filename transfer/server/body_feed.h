@@ -5,6 +5,9 @@
 // gather write. A body so costs a hand-over between threads per few MiB, not two per piece.
 #pragma once
 
+// clang-format off
+#include <utility>  // before Asio: GCC 12 with Boost 1.74's coroutine support needs it
+// clang-format on
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,7 +15,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <utility>  // before Asio: GCC 12 with Boost 1.74's coroutine support needs it
 #include <vector>
 
 #include "store/store.h"
