@@ -73,6 +73,7 @@ void RegisterTree(CLI::App& app, Context& ctx);
 void RegisterExport(CLI::App& app, Context& ctx);
 void RegisterBatchExport(CLI::App& app, Context& ctx);
 void RegisterSync(CLI::App& app, Context& ctx);
+void RegisterTracker(CLI::App& app, Context& ctx);
 
 // Reads non-empty, non-comment lines from FILE ("-" for stdin).
 Result<std::vector<std::string>> ReadListFile(const std::string& path);

@@ -1,6 +1,6 @@
 // silo export IMAGE…|-f LIST -o OUT: images from the store into an OCI layout directory or
-// an archive (tar, tar.gz, tar.zst; oci-archive or docker-archive), optionally split and
-// incremental (--tracker NAME, --since ARCHIVE|TRACKER).
+// an archive (tar, tar.gz, tar.zst; oci-archive or docker-archive), optionally split
+// (archives) and incremental (--tracker NAME, --since ARCHIVE|LAYOUT|TRACKER).
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -74,10 +74,10 @@ int RunExport(const Globals& g, const ExportArgs& a) {
       return Fail(Status::InvalidArgument("export -o " + a.out +
                                           ": name the archive .tar, .tar.gz or .tar.zst, or give --compression"));
     }
-  } else if (!a.split.empty() || !a.tracker.empty() || !a.since.empty()) {
+  } else if (!a.split.empty()) {
     return Fail(Status::InvalidArgument("export -o " + a.out +
-                                        ": --split, --tracker and --since need an archive (a layout directory "
-                                        "already receives only missing blobs)"));
+                                        ": --split needs an archive (name it .tar, .tar.gz or .tar.zst); a layout "
+                                        "directory is not split"));
   }
   if (!a.split.empty()) {
     auto s = ParseSize(a.split);
@@ -120,7 +120,11 @@ int RunExport(const Globals& g, const ExportArgs& a) {
   }
   for (const auto& s : a.since) {
     incremental = true;
-    if (Exists(s) || Exists(s + ".000")) {
+    if (IsDir(s)) {
+      auto rec = transfer::ReadLayoutRecord(s);
+      if (!rec.ok()) return Fail(rec.status().WithContext("--since " + s));
+      base.Add(rec->first, rec->second);
+    } else if (Exists(s) || Exists(s + ".000")) {
       auto groups = transfer::ResolveArchiveInputs({Exists(s) ? s : s + ".000"});
       if (!groups.ok()) return Fail(groups.status());
       auto rec = transfer::ReadArchiveRecord((*groups)[0]);
@@ -175,7 +179,8 @@ void RegisterExport(CLI::App& app, Context& ctx) {
   sub->add_option("--split", a->split, "Write parts OUT.000, OUT.001… of at most SIZE, and OUT.sha256");
   sub->add_option("--tracker", a->tracker,
                   "Incremental: leave out blobs earlier exports under NAME carried; record this one");
-  sub->add_option("--since", a->since, "Incremental: leave out blobs this earlier ARCHIVE (or TRACKER) carried");
+  sub->add_option("--since", a->since,
+                  "Incremental: leave out blobs this earlier ARCHIVE, LAYOUT (or TRACKER) carried");
   sub->add_option("--platform", a->platform, "docker-archive: the platform taken from an index (linux/amd64)");
   sub->add_option("--platforms", a->platforms, "Only these platforms of indexes (os/arch[/variant])")->delimiter(',');
   sub->add_option("--zstd-level", a->zstd_level, "zstd level (1-19)")->check(CLI::Range(1, 19));

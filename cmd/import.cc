@@ -1,7 +1,7 @@
 // silo import: the one entry point for archives brought into the store.
 //   silo import ARCHIVE…|LAYOUT-DIR|SYNC-DIR   image archives (oci-archive or docker-archive
-//       written by silo export, tar/tar.gz/tar.zst detected by magic, split parts joined),
-//       OCI layouts and batch-export sync directories;
+//       written by silo export, skopeo, docker save or podman save; tar/tar.gz/tar.zst
+//       detected by magic, split parts joined), OCI layouts and batch-export sync directories;
 //   silo import PACKAGE --snapshot NAME         a package (zip or tar) as a snapshot.
 #include "cmd/command.h"
 #include "cmd/snapshot_util.h"

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   RegisterExport(app, ctx);
   RegisterBatchExport(app, ctx);
   RegisterSync(app, ctx);
+  RegisterTracker(app, ctx);
 
   try {
     app.parse(argc, argv);

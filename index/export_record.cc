@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <tuple>
 
 #include "util/json.h"
 
@@ -17,6 +18,30 @@ using simdjson::dom::object;
 
 constexpr std::string_view kBlobPrefix = "b/";
 constexpr std::string_view kArchivePrefix = "a/";
+
+constexpr std::string_view kTrackerList = "export-trackers";
+
+// "a/<archive>" values: "<sha256>" (before trackers were listed) or
+// "<sha256> <time_ns> <seq> <blobs> <bytes>"; nullopt when neither.
+std::optional<TrackedExport> ParseArchiveValue(std::string_view value) {
+  TrackedExport e;
+  size_t sp = value.find(' ');
+  e.sha256 = std::string(value.substr(0, sp));
+  if (sp == std::string_view::npos) return e;
+  std::string rest(value.substr(sp + 1));
+  long long time_ns = 0;
+  unsigned long long seq = 0, blobs = 0, bytes = 0;
+  int used = 0;
+  if (std::sscanf(rest.c_str(), "%lld %llu %llu %llu%n", &time_ns, &seq, &blobs, &bytes, &used) != 4 ||
+      static_cast<size_t>(used) != rest.size()) {
+    return std::nullopt;
+  }
+  e.time_ns = time_ns;
+  e.seq = seq;
+  e.blobs = blobs;
+  e.bytes = bytes;
+  return e;
+}
 
 std::string Space(std::string_view name) {
   return "export/" + std::string(name);
@@ -142,7 +167,8 @@ Result<ExportBase> LoadTracker(store::Store& store, std::string_view name) {
     if (key.starts_with(kBlobPrefix)) {
       base.carried.emplace(std::string(key.substr(kBlobPrefix.size())), std::string(value));
     } else if (key.starts_with(kArchivePrefix)) {
-      base.archive_sha256.emplace(std::string(key.substr(kArchivePrefix.size())), std::string(value));
+      base.archive_sha256.emplace(std::string(key.substr(kArchivePrefix.size())),
+                                  std::string(value.substr(0, value.find(' '))));
     }
     return true;
   }));
@@ -150,17 +176,89 @@ Result<ExportBase> LoadTracker(store::Store& store, std::string_view name) {
 }
 
 Status RecordExport(store::Store& store, std::string_view name, const ArchiveId& archive,
-                    const std::vector<ExportedBlob>& blobs) {
+                    const std::vector<ExportedBlob>& blobs, int64_t time_ns) {
   SILO_TRY(ValidateTrackerName(name));
+  uint64_t seq = 0;
+  SILO_TRY(store.ScanIndex(Space(name), kArchivePrefix, [&](std::string_view, std::string_view value) {
+    if (auto e = ParseArchiveValue(value)) seq = std::max(seq, e->seq);
+    return true;
+  }));
+  std::vector<std::string> keys;
+  keys.reserve(blobs.size());
+  for (const auto& b : blobs) keys.push_back(std::string(kBlobPrefix) + b.digest);
+  SILO_ASSIGN_OR_RETURN(auto have, store.GetIndexMany(Space(name), keys));
   std::vector<std::pair<std::string, std::optional<std::string>>> changes;
   changes.reserve(blobs.size() + 1);
-  changes.emplace_back(std::string(kArchivePrefix) + archive.name, archive.sha256);
-  for (const auto& b : blobs) {
+  uint64_t added = 0, bytes = 0;
+  for (size_t i = 0; i < blobs.size(); ++i) {
     // The first archive that carried a blob stays its carrier.
-    SILO_ASSIGN_OR_RETURN(auto have, store.GetIndex(Space(name), std::string(kBlobPrefix) + b.digest));
-    if (!have) changes.emplace_back(std::string(kBlobPrefix) + b.digest, archive.name);
+    if (have[i]) continue;
+    changes.emplace_back(std::move(keys[i]), archive.name);
+    ++added;
+    bytes += blobs[i].size;
   }
+  changes.emplace_back(std::string(kArchivePrefix) + archive.name,
+                       archive.sha256 + " " + std::to_string(time_ns) + " " + std::to_string(seq + 1) + " " +
+                           std::to_string(added) + " " + std::to_string(bytes));
+  SILO_TRY(store.PutIndex(kTrackerList, name, ""));
   return store.WriteIndex(Space(name), changes);
+}
+
+Result<std::vector<std::string>> ListTrackers(store::Store& store) {
+  std::vector<std::string> names;
+  SILO_TRY(store.ScanIndex(kTrackerList, "", [&](std::string_view key, std::string_view) {
+    names.emplace_back(key);
+    return true;
+  }));
+  return names;
+}
+
+Result<std::optional<TrackerSummary>> DescribeTracker(store::Store& store, std::string_view name) {
+  SILO_TRY(ValidateTrackerName(name));
+  TrackerSummary t;
+  t.name = std::string(name);
+  bool any = false;
+  Status bad = Status::Ok();
+  SILO_TRY(store.ScanIndex(Space(name), "", [&](std::string_view key, std::string_view value) {
+    any = true;
+    if (key.starts_with(kBlobPrefix)) {
+      t.blobs++;
+    } else if (key.starts_with(kArchivePrefix)) {
+      auto e = ParseArchiveValue(value);
+      if (!e) {
+        bad = Status::Corruption("tracker " + std::string(name) + ": unreadable entry for archive " +
+                                 std::string(key.substr(kArchivePrefix.size())));
+        return false;
+      }
+      e->archive = std::string(key.substr(kArchivePrefix.size()));
+      t.bytes += e->bytes;
+      t.exports.push_back(std::move(*e));
+    }
+    return true;
+  }));
+  SILO_TRY(bad);
+  if (!any) return std::optional<TrackerSummary>();
+  std::stable_sort(t.exports.begin(), t.exports.end(), [](const TrackedExport& a, const TrackedExport& b) {
+    return std::tie(a.seq, a.time_ns) < std::tie(b.seq, b.time_ns);
+  });
+  return std::optional<TrackerSummary>(std::move(t));
+}
+
+Status RemoveTracker(store::Store& store, std::string_view name) {
+  SILO_TRY(ValidateTrackerName(name));
+  SILO_ASSIGN_OR_RETURN(auto listed, store.GetIndex(kTrackerList, name));
+  bool any = false;
+  SILO_TRY(store.ScanIndex(Space(name), "", [&](std::string_view, std::string_view) {
+    any = true;
+    return false;
+  }));
+  if (!listed && !any) {
+    return Status::NotFound("no tracker named '" + std::string(name) + "' (silo tracker ls lists them)");
+  }
+  // Entries first: a crash in between leaves a listed, empty tracker, which rm removes.
+  SILO_TRY(store.DropIndex(Space(name)));
+  std::pair<std::string, std::optional<std::string>> drop{std::string(name), std::nullopt};
+  return store.WriteIndex(kTrackerList, {&drop, 1});
 }
 
 }  // namespace silo::index

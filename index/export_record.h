@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,12 +60,43 @@ struct ExportBase {
 };
 
 // Trackers live in the index space "export/<NAME>" of the store (gc never removes index
-// entries). NAME: 1-100 bytes of [A-Za-z0-9._-]; InvalidArgument otherwise.
+// entries): "b/<digest>" -> the archive that first carried the blob, "a/<archive>" -> its
+// SHA-256 hex, then (since trackers are listed) " <time_ns> <seq> <blobs> <bytes>". Every
+// tracker's name is also a key of the space "export-trackers", written before its entries,
+// so `silo tracker ls` can list them. NAME: 1-100 bytes of [A-Za-z0-9._-]; InvalidArgument
+// otherwise.
 Status ValidateTrackerName(std::string_view name);
 // The tracker's state; an unknown tracker is empty (not an error).
 Result<ExportBase> LoadTracker(store::Store& store, std::string_view name);
-// Records that `archive` carried `blobs` (one atomic index write).
+// Records that `archive` carried `blobs` at `time_ns` (ns since the epoch): registers the
+// name, then one atomic index write. A blob keeps the first archive that carried it; an
+// archive name recorded again replaces that archive's entry.
 Status RecordExport(store::Store& store, std::string_view name, const ArchiveId& archive,
-                    const std::vector<ExportedBlob>& blobs);
+                    const std::vector<ExportedBlob>& blobs, int64_t time_ns);
+
+// One export as a tracker remembers it.
+struct TrackedExport {
+  std::string archive;  // file (or layout directory) name
+  std::string sha256;   // its identity (see ArchiveId)
+  int64_t time_ns = 0;  // 0: recorded before trackers kept times
+  uint64_t seq = 0;     // recording order (0 for such old entries)
+  uint64_t blobs = 0;   // blobs this export was the first to carry
+  uint64_t bytes = 0;   // their bytes
+};
+
+struct TrackerSummary {
+  std::string name;
+  std::vector<TrackedExport> exports;  // in recording order (oldest first)
+  uint64_t blobs = 0;                  // distinct blobs carried by all its exports
+  uint64_t bytes = 0;                  // their bytes (the exports' sum)
+};
+
+// Every registered tracker's name, sorted.
+Result<std::vector<std::string>> ListTrackers(store::Store& store);
+// One tracker's summary; nullopt when it has no entry (unknown or removed).
+Result<std::optional<TrackerSummary>> DescribeTracker(store::Store& store, std::string_view name);
+// Forgets everything the tracker knows (the next export under NAME carries every blob).
+// NotFound naming it when there is no such tracker.
+Status RemoveTracker(store::Store& store, std::string_view name);
 
 }  // namespace silo::index

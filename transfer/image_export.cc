@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <random>
@@ -17,6 +18,7 @@
 
 #include "index/image.h"
 #include "util/fd.h"
+#include "util/hash.h"
 #include "util/interrupt.h"
 #include "util/json.h"
 
@@ -36,7 +38,14 @@ struct EntryFree {
 using ArchiveWriter = std::unique_ptr<archive, WriteFree>;
 using ArchiveEntry = std::unique_ptr<archive_entry, EntryFree>;
 
-std::string BaseName(const std::string& path) {
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The last component of `path` ("out" for "dir/out/").
+std::string BaseName(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
@@ -411,8 +420,10 @@ Result<std::vector<IndexEntry>> ReadLayoutIndex(const std::string& path) {
   return out;
 }
 
+// `with_record`: an incremental export, whose silo-export.json is written before
+// index.json; its SHA-256 is the layout's identity (stats.archive_sha256).
 Status WriteLayout(store::Store& store, const Plan& plan, const std::string& out, const ExportOptions& opts,
-                   ExportStats& stats) {
+                   bool with_record, ExportStats& stats) {
   const std::string blobs_dir = out + "/blobs/sha256";
   SILO_TRY(MakeDirs(blobs_dir));
   struct stat st;
@@ -420,6 +431,12 @@ Status WriteLayout(store::Store& store, const Plan& plan, const std::string& out
     SILO_TRY(AtomicWrite(out, out + "/oci-layout", [&](auto& w) {
       return w(reinterpret_cast<const uint8_t*>(kOciLayout.data()), kOciLayout.size());
     }));
+  }
+  if (with_record) {
+    std::string record = index::EncodeExportRecord(plan.record);
+    SILO_TRY(AtomicWrite(out, out + "/" + std::string(index::kExportRecordName),
+                         [&](auto& w) { return w(reinterpret_cast<const uint8_t*>(record.data()), record.size()); }));
+    stats.archive_sha256 = ToHex(Sha256::Of(AsBytes(record)));
   }
   std::vector<uint8_t> buf(kBuffer);
   for (const auto& b : plan.order) {
@@ -483,14 +500,29 @@ Result<ExportStats> ExportImages(store::Store& store, const std::vector<ExportIm
   stats.blobs_omitted = plan.blobs_omitted;
   stats.bytes_omitted = plan.bytes_omitted;
   if (options.format == ExportFormat::kOciLayout) {
-    if (options.base)
-      return Status::InvalidArgument("export " + out + ": incremental exports are archives, not layouts");
-    SILO_TRY(WriteLayout(store, plan, out, options, stats).WithContext("export " + out));
+    if (options.split_size)
+      return Status::InvalidArgument("export " + out + ": --split needs an archive, not a layout");
+    // An incremental layout holds this export alone, with its record: merging it into an
+    // earlier layout would leave a record that no longer says what the directory needs.
+    const bool incremental = options.base || !options.tracker.empty();
+    struct stat st;
+    if (incremental && ::stat((out + "/index.json").c_str(), &st) == 0) {
+      return Status::InvalidArgument("export " + out +
+                                     ": an incremental (--tracker/--since) layout export needs a new directory; "
+                                     "this one already holds index.json");
+    }
+    SILO_TRY(WriteLayout(store, plan, out, options, incremental, stats).WithContext("export " + out));
+    if (!options.tracker.empty()) {
+      SILO_TRY(
+          index::RecordExport(store, options.tracker, {BaseName(out), stats.archive_sha256}, plan.record.blobs, NowNs())
+              .WithContext("tracker " + options.tracker));
+    }
   } else {
     SILO_TRY(WriteArchive(store, plan, out, options, stats).WithContext("export " + out));
     if (!options.tracker.empty()) {
-      SILO_TRY(index::RecordExport(store, options.tracker, {BaseName(out), stats.archive_sha256}, plan.record.blobs)
-                   .WithContext("tracker " + options.tracker));
+      SILO_TRY(
+          index::RecordExport(store, options.tracker, {BaseName(out), stats.archive_sha256}, plan.record.blobs, NowNs())
+              .WithContext("tracker " + options.tracker));
     }
   }
   stats.record = std::move(plan.record);

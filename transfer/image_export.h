@@ -59,7 +59,8 @@ struct ExportStats {
   uint64_t blobs_omitted = 0;  // incremental: carried by earlier archives
   uint64_t bytes_omitted = 0;
   uint64_t archive_bytes = 0;      // the archive file(s) as written
-  std::string archive_sha256;      // of the archive's bytes (parts joined)
+  std::string archive_sha256;      // of the archive's bytes (parts joined); incremental layouts: of
+                                   // their silo-export.json; else empty
   std::vector<std::string> paths;  // files written (the archive or its parts)
   index::ExportRecord record;      // what silo-export.json says
 };
@@ -68,7 +69,9 @@ struct ExportStats {
 // and the missing blob), the output, an interrupt. Nothing half-written is visible: archives
 // are renamed into place when complete; layouts get each blob by rename and index.json
 // merged under a lock file (index.json.lock) and replaced atomically, so concurrent exports
-// into one layout keep every image. Thread-compatible.
+// into one layout keep every image. Incremental exports (a base or a tracker) into a layout
+// need a directory without index.json (InvalidArgument otherwise) and write silo-export.json
+// there as archives do; --split (split_size) is archive-only. Thread-compatible.
 Result<ExportStats> ExportImages(store::Store& store, const std::vector<ExportImage>& images, const std::string& out,
                                  const ExportOptions& options);
 

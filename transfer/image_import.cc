@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 
+#include "index/docker_save.h"
 #include "index/image.h"
 #include "index/manifest.h"
 #include "index/reference.h"
@@ -164,6 +165,7 @@ class Importer {
   Status Blob(const std::string& hex, uint64_t size, const ReadFn& read, const std::function<Status()>& skip) {
     if (Interrupted()) return Status::Interrupted("import interrupted; no image ref was set");
     SILO_ASSIGN_OR_RETURN(auto digest, store::Digest::Parse("sha256:" + hex));
+    files_["blobs/sha256/" + hex] = {digest, size};
     if (store_.Stat(digest).ok()) {
       stats_.blobs_present++;
       return skip();
@@ -171,47 +173,28 @@ class Importer {
     store::PutOptions put;
     put.expected_digest = digest;
     put.expected_size = size;
-    const std::string what = "blob " + digest.ToString();
-    if (size <= index::kMaxManifestSize) {
-      std::string bytes(size, '\0');
-      uint64_t got = 0;
-      while (got < size) {
-        SILO_ASSIGN_OR_RETURN(size_t n, read(reinterpret_cast<uint8_t*>(bytes.data()) + got, size - got));
-        if (n == 0) break;
-        got += n;
-      }
-      if (got != size)
-        return Status::Corruption(what + ": " + std::to_string(got) + " of " + std::to_string(size) + " bytes");
-      if (!bytes.empty() && bytes[0] == '{') {
-        auto m = index::ParseManifest(bytes);
-        if (m.ok()) {
-          for (const auto& ref : m->References()) {
-            auto d = store::Digest::Parse(ref.digest);
-            if (d.ok()) put.links.push_back(*d);
-          }
-        }
-      }
-      SILO_ASSIGN_OR_RETURN(auto info, store_.Put(AsBytes(bytes), put).WithContext(what));
-      Count(info, size);
-      return Status::Ok();
-    }
-    SILO_ASSIGN_OR_RETURN(auto writer, store_.NewWriter(put).WithContext(what));
-    for (;;) {
-      if (Interrupted()) return Status::Interrupted("import interrupted; no image ref was set");
-      SILO_ASSIGN_OR_RETURN(size_t n, read(buf_.data(), buf_.size()));
-      if (n == 0) break;
-      SILO_TRY(writer->Write({buf_.data(), n}).WithContext(what));
-      if (opts_.progress) opts_.progress->Add(n);
-      stats_.bytes_read += n;
-    }
-    SILO_ASSIGN_OR_RETURN(auto info, writer->Commit().WithContext(what));
-    Count(info, 0);
+    return Put(std::move(put), size, read, "blob " + digest.ToString()).status();
+  }
+
+  // A file that is neither a named blob nor metadata (a docker-archive's config or layer,
+  // "<hex>.json", "<hex>/layer.tar"): stored under the digest of its bytes and remembered by
+  // path for manifest.json. Unreferenced ones are left to gc.
+  Status Other(const std::string& path, uint64_t size, const ReadFn& read) {
+    if (Interrupted()) return Status::Interrupted("import interrupted; no image ref was set");
+    SILO_ASSIGN_OR_RETURN(auto info, Put({}, size, read, "entry " + path));
+    files_[path] = {info.digest, info.size};
     return Status::Ok();
   }
 
-  // Checks every image of index.json is whole, then sets the refs.
+  void DockerManifest(std::string json) { docker_manifest_ = std::move(json); }
+  // `path` is a link to `target` (both archive paths).
+  void Alias(const std::string& path, const std::string& target) { aliases_[path] = target; }
+
+  // Checks every image of index.json is whole, then sets the refs. Without index.json, a
+  // docker-archive's manifest.json gives the images (FinishDocker).
   Status Finish() {
-    if (!index_json_) return Status::Corruption("no index.json (not an OCI archive or layout)");
+    if (!index_json_ && docker_manifest_) return FinishDocker();
+    if (!index_json_) return Status::Corruption("no index.json or manifest.json (not an OCI or docker archive)");
     SILO_ASSIGN_OR_RETURN(auto index, index::ParseManifest(*index_json_, index::media::kOciIndex));
     if (!index.is_index()) return Status::Corruption("index.json is not an image index");
     auto names = Names(*index_json_);
@@ -290,6 +273,71 @@ class Importer {
   // The ref.name annotation of each index.json entry, in order ("" when absent).
   static std::vector<std::string> Names(const std::string& json);
 
+  // Stores `size` bytes read through `read` with `put` (small ones in one Put, manifests
+  // among them with their links; large ones streamed).
+  Result<store::ObjectInfo> Put(store::PutOptions put, uint64_t size, const ReadFn& read, const std::string& what) {
+    put.expected_size = size;
+    if (size <= index::kMaxManifestSize) {
+      std::string bytes(size, '\0');
+      uint64_t got = 0;
+      while (got < size) {
+        SILO_ASSIGN_OR_RETURN(size_t n, read(reinterpret_cast<uint8_t*>(bytes.data()) + got, size - got));
+        if (n == 0) break;
+        got += n;
+      }
+      if (got != size)
+        return Status::Corruption(what + ": " + std::to_string(got) + " of " + std::to_string(size) + " bytes");
+      if (!bytes.empty() && bytes[0] == '{') {
+        auto m = index::ParseManifest(bytes);
+        if (m.ok()) {
+          for (const auto& ref : m->References()) {
+            auto d = store::Digest::Parse(ref.digest);
+            if (d.ok()) put.links.push_back(*d);
+          }
+        }
+      }
+      SILO_ASSIGN_OR_RETURN(auto info, store_.Put(AsBytes(bytes), put).WithContext(what));
+      Count(info, size);
+      return info;
+    }
+    SILO_ASSIGN_OR_RETURN(auto writer, store_.NewWriter(put).WithContext(what));
+    for (;;) {
+      if (Interrupted()) return Status::Interrupted("import interrupted; no image ref was set");
+      SILO_ASSIGN_OR_RETURN(size_t n, read(buf_.data(), buf_.size()));
+      if (n == 0) break;
+      SILO_TRY(writer->Write({buf_.data(), n}).WithContext(what));
+      if (opts_.progress) opts_.progress->Add(n);
+      stats_.bytes_read += n;
+    }
+    SILO_ASSIGN_OR_RETURN(auto info, writer->Commit().WithContext(what));
+    Count(info, 0);
+    return info;
+  }
+
+  // Up to `max` bytes from the start of a stored object.
+  Result<std::string> Head(const store::Digest& d, size_t max) {
+    SILO_ASSIGN_OR_RETURN(auto reader, store_.NewReader(d));
+    std::string out(max, '\0');
+    size_t got = 0;
+    while (got < max) {
+      SILO_ASSIGN_OR_RETURN(size_t n, reader->Read({reinterpret_cast<uint8_t*>(out.data()) + got, max - got}));
+      if (n == 0) break;
+      got += n;
+    }
+    out.resize(got);
+    return out;
+  }
+
+  // A docker-archive: each manifest.json entry becomes a Docker v2 schema 2 manifest over
+  // the config and layer files it names (layers as they are: their digest is the file's
+  // SHA-256), stored with its links; then the RepoTags refs.
+  Status FinishDocker();
+
+  struct StoredFile {
+    store::Digest digest;
+    uint64_t size = 0;
+  };
+
   store::Store& store_;
   const ImageImportOptions& opts_;
   ImageImportStats& stats_;
@@ -297,7 +345,80 @@ class Importer {
   std::optional<std::string> index_json_;
   std::optional<index::ExportRecord> record_;
   std::map<std::string, std::string> carriers_;
+  std::optional<std::string> docker_manifest_;
+  std::map<std::string, StoredFile> files_;     // archive path -> what it stored as
+  std::map<std::string, std::string> aliases_;  // link path -> target path
 };
+
+Status Importer::FinishDocker() {
+  SILO_ASSIGN_OR_RETURN(auto entries, index::ParseDockerSaveManifest(*docker_manifest_));
+  auto file = [&](std::string path, const std::string& what) -> Result<StoredFile> {
+    for (int hops = 0; hops < 8; ++hops) {
+      auto link = aliases_.find(path);
+      if (link == aliases_.end()) break;
+      path = link->second;
+    }
+    auto it = files_.find(path);
+    if (it == files_.end()) {
+      return Status::Corruption("manifest.json names " + what + " " + path + ", which the archive does not hold");
+    }
+    return it->second;
+  };
+  std::vector<std::pair<std::string, ImportedImage>> refs;
+  for (const auto& e : entries) {
+    const std::string label = e.repo_tags.empty() ? e.config : e.repo_tags[0];
+    SILO_ASSIGN_OR_RETURN(StoredFile config, file(e.config, "config"));
+    if (config.size > index::kMaxManifestSize) {
+      return Status::Corruption("image " + label + ": config " + e.config + " is larger than 4 MiB");
+    }
+    SILO_ASSIGN_OR_RETURN(auto config_json, Head(config.digest, config.size));
+    SILO_ASSIGN_OR_RETURN(auto diff_ids,
+                          index::ConfigDiffIds(config_json).WithContext("image " + label + ": " + e.config));
+    if (diff_ids.size() != e.layers.size()) {
+      return Status::Corruption("image " + label + ": manifest.json lists " + std::to_string(e.layers.size()) +
+                                " layers, its config " + std::to_string(diff_ids.size()) + " diff_ids");
+    }
+    std::vector<index::BlobRef> layers;
+    std::vector<store::Digest> links = {config.digest};
+    for (size_t i = 0; i < e.layers.size(); ++i) {
+      SILO_ASSIGN_OR_RETURN(StoredFile layer, file(e.layers[i], "layer"));
+      SILO_ASSIGN_OR_RETURN(auto head, Head(layer.digest, 8));
+      SILO_ASSIGN_OR_RETURN(auto type, index::DockerLayerMediaType(head, "image " + label + ": layer " + e.layers[i]));
+      // An uncompressed layer is its own diff: the config must agree.
+      if (type == index::kDockerLayerTar && layer.digest.ToString() != diff_ids[i]) {
+        return Status::Corruption("image " + label + ": layer " + e.layers[i] + " is " + layer.digest.ToString() +
+                                  ", its config's diff_id is " + diff_ids[i]);
+      }
+      layers.push_back({type, layer.digest.ToString(), layer.size});
+      links.push_back(layer.digest);
+    }
+    std::string manifest = index::BuildDockerManifest(
+        {std::string(index::kDockerConfigType), config.digest.ToString(), config.size}, layers);
+    store::PutOptions put;
+    put.links = std::move(links);
+    SILO_ASSIGN_OR_RETURN(auto info, store_.Put(AsBytes(manifest), put).WithContext("image " + label + ": manifest"));
+    Count(info, 0);
+    const std::string digest = info.digest.ToString();
+    if (e.repo_tags.empty()) {
+      Warn("image " + digest + " (config " + e.config + ") has no RepoTags; stored without a ref (gc may remove it)");
+      refs.emplace_back("", ImportedImage{"", "", digest});
+      continue;
+    }
+    for (const auto& tag : e.repo_tags) {
+      auto ref = index::ParseReference(tag, opts_.default_registry);
+      if (!ref.ok()) return ref.status().WithContext("manifest.json RepoTags '" + tag + "'");
+      refs.emplace_back(index::ImageRefName(*ref), ImportedImage{index::ImageRefName(*ref), tag, digest});
+    }
+  }
+  for (auto& [ref, img] : refs) {
+    if (!ref.empty()) {
+      SILO_ASSIGN_OR_RETURN(auto d, store::Digest::Parse(img.digest));
+      SILO_TRY(store_.SetRef(ref, d).WithContext("ref " + ref));
+    }
+    stats_.images.push_back(std::move(img));
+  }
+  return Status::Ok();
+}
 
 std::vector<std::string> Importer::Names(const std::string& json) {
   std::vector<std::string> out;
@@ -333,6 +454,48 @@ Result<std::string> ReadSmall(const std::function<Result<size_t>(uint8_t*, size_
   return out;
 }
 
+// The archive path a symlink entry at `path` points to ("../<id>/layer.tar" from
+// "<id2>/layer.tar" is "<id>/layer.tar").
+std::string ResolveLink(const std::string& path, std::string_view target) {
+  std::vector<std::string> parts;
+  if (!target.starts_with("/")) {
+    size_t slash = path.rfind('/');
+    std::string_view dir = slash == std::string::npos ? std::string_view() : std::string_view(path).substr(0, slash);
+    while (!dir.empty()) {
+      size_t next = dir.find('/');
+      parts.emplace_back(dir.substr(0, next));
+      dir = next == std::string_view::npos ? std::string_view() : dir.substr(next + 1);
+    }
+  }
+  while (!target.empty()) {
+    size_t next = target.find('/');
+    std::string_view part = target.substr(0, next);
+    target = next == std::string_view::npos ? std::string_view() : target.substr(next + 1);
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.emplace_back(part);
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
+
+// Entries of an image archive that are neither blobs nor read: the layout marker and the
+// legacy files of docker save (repositories, <id>/json, <id>/VERSION).
+bool IsDockerMetadata(const std::string& path) {
+  return path == "oci-layout" || path == "repositories" || path.ends_with("/json") || path.ends_with("/VERSION");
+}
+
+// A name docker save or podman save writes: "<hex>.json", "<hex>.tar", "<hex>/…".
+bool IsDockerSaveName(std::string_view path) {
+  if (path.size() < 65 || !IsHex64(path.substr(0, 64))) return false;
+  std::string_view rest = path.substr(64);
+  return rest == ".json" || rest == ".tar" || rest.starts_with("/");
+}
+
 Status ImportArchive(store::Store& store, const std::vector<std::string>& parts, const ImageImportOptions& opts,
                      ImageImportStats& stats) {
   SILO_ASSIGN_OR_RETURN(auto stream, ArchiveStream::Open(parts));
@@ -343,6 +506,16 @@ Status ImportArchive(store::Store& store, const std::vector<std::string>& parts,
     SILO_ASSIGN_OR_RETURN(auto next, stream->Next());
     if (!next) break;
     const auto& [path, ae] = *next;
+    // docker save links a layer that several images share instead of repeating it.
+    if (const char* target = archive_entry_hardlink(ae)) {
+      imp.Alias(path, Normalize(target));
+      continue;
+    }
+    if (archive_entry_filetype(ae) == AE_IFLNK) {
+      const char* target = archive_entry_symlink(ae);
+      if (target) imp.Alias(path, ResolveLink(path, target));
+      continue;
+    }
     if (archive_entry_filetype(ae) != AE_IFREG) continue;
     uint64_t size = archive_entry_size_is_set(ae) ? static_cast<uint64_t>(archive_entry_size(ae)) : 0;
     if (path == index::kExportRecordName) {
@@ -355,6 +528,11 @@ Status ImportArchive(store::Store& store, const std::vector<std::string>& parts,
       std::string hex = path.substr(13);
       if (!IsHex64(hex)) return Status::Corruption("entry " + path + ": not a sha256 blob name");
       SILO_TRY(imp.Blob(hex, size, read, skip));
+    } else if (path == "manifest.json") {
+      SILO_ASSIGN_OR_RETURN(auto json, ReadSmall(read, size, path));
+      imp.DockerManifest(std::move(json));
+    } else if (!IsDockerMetadata(path)) {
+      SILO_TRY(imp.Other(path, size, read));
     }
   }
   return imp.Finish();
@@ -452,7 +630,10 @@ bool LooksLikeImageInput(const std::string& path) {
     auto next = (*stream)->Next();
     if (!next.ok() || !*next) return false;
     const std::string& p = (**next).first;
-    if (p == "oci-layout" || p == "index.json" || p == "manifest.json" || p == index::kExportRecordName) return true;
+    if (p == "oci-layout" || p == "index.json" || p == "manifest.json" || p == index::kExportRecordName ||
+        p == "repositories" || IsDockerSaveName(p)) {
+      return true;
+    }
   }
   return false;
 }
@@ -526,6 +707,44 @@ Result<std::pair<index::ExportRecord, index::ArchiveId>> ReadArchiveRecord(const
   size_t slash = name.rfind('/');
   index::ArchiveId id{slash == std::string::npos ? name : name.substr(slash + 1), ToHex(h.Final())};
   return std::make_pair(record ? std::move(*record) : std::move(scanned), id);
+}
+
+Result<std::pair<index::ExportRecord, index::ArchiveId>> ReadLayoutRecord(const std::string& dir) {
+  std::string name = dir;
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  if (size_t slash = name.rfind('/'); slash != std::string::npos) name = name.substr(slash + 1);
+  const std::string path = dir + "/" + std::string(index::kExportRecordName);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.valid()) {
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat " + path, errno);
+    SILO_ASSIGN_OR_RETURN(auto json, ReadSmall(
+                                         [&](uint8_t* b, size_t n) {
+                                           return ReadFull(fd.get(), {b, n}, path);
+                                         },
+                                         static_cast<uint64_t>(st.st_size), path));
+    SILO_ASSIGN_OR_RETURN(auto record, index::ParseExportRecord(json).WithContext(dir));
+    return std::make_pair(std::move(record), index::ArchiveId{name, ToHex(Sha256::Of(AsBytes(json)))});
+  }
+  if (errno != ENOENT) return Status::FromErrno("open " + path, errno);
+  if (!Exists(dir + "/index.json")) return Status::NotFound(dir + ": not an OCI layout (no index.json)");
+  index::ExportRecord scanned;
+  const std::string blobs = dir + "/blobs/sha256";
+  DIR* d = ::opendir(blobs.c_str());
+  if (!d) return Status::FromErrno("open directory " + blobs, errno);
+  while (dirent* e = ::readdir(d)) {
+    struct stat st;
+    if (IsHex64(e->d_name) && ::stat((blobs + "/" + e->d_name).c_str(), &st) == 0) {
+      scanned.blobs.push_back({"sha256:" + std::string(e->d_name), static_cast<uint64_t>(st.st_size), ""});
+    }
+  }
+  ::closedir(d);
+  std::sort(scanned.blobs.begin(), scanned.blobs.end(),
+            [](const auto& a, const auto& b) { return a.digest < b.digest; });
+  // Without a record the identity is the blob list's (what the layout carries).
+  std::string list;
+  for (const auto& b : scanned.blobs) list += b.digest + "\n";
+  return std::make_pair(std::move(scanned), index::ArchiveId{name, ToHex(Sha256::Of(AsBytes(list)))});
 }
 
 }  // namespace silo::transfer

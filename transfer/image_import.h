@@ -10,6 +10,14 @@
 // ("app:1.0", "library/debian:12") gets `default_registry` (docker.io unless told), as
 // Docker reads it; an entry without a name is stored and reported, with no ref.
 //
+// docker save / podman save --format docker-archive archives (manifest.json, config
+// "<hex>.json", layers "<id>/layer.tar" or "<hex>.tar", uncompressed, possibly linked to one
+// another; no index.json) are read in the same single pass: every other file is stored under
+// the digest of its bytes, then each manifest.json entry becomes a Docker v2 schema 2
+// manifest over its config and layers (a layer's digest is its file's SHA-256; an
+// uncompressed layer must equal the config's diff_id), and each RepoTags name a ref. When an
+// archive holds both, index.json wins (its manifests are the exact originals).
+//
 // An incremental archive (silo-export.json lists omitted blobs) whose omitted blobs are not
 // in the store is refused before anything is stored, naming the missing blobs and the
 // archives that carry them. Importing an archive again stores nothing new.
@@ -63,6 +71,11 @@ Result<ImageImportStats> ImportImages(store::Store& store, const std::vector<std
 // archive; parts joined) and its identity (file name, SHA-256 of its bytes). An archive
 // without a record (not written by silo) yields every blob it holds.
 Result<std::pair<index::ExportRecord, index::ArchiveId>> ReadArchiveRecord(const std::vector<std::string>& parts);
+
+// The record of an earlier layout export (DIR/silo-export.json) and its identity (the
+// directory's name, SHA-256 of that file). A layout without a record yields every blob in
+// DIR/blobs/sha256.
+Result<std::pair<index::ExportRecord, index::ArchiveId>> ReadLayoutRecord(const std::string& dir);
 
 // The export files of a sync directory, grouped into archives, in number order.
 Result<std::vector<std::vector<std::string>>> SyncDirArchives(const std::string& dir);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -256,6 +257,153 @@ TEST_F(ExportTest, IncrementalUnderATrackerCarriesOnlyNewBlobs) {
   EXPECT_LE(ArchiveBlobs(s2c).size(), in2.size());
 }
 
+// The blobs a tar archive holds with their sizes (from `tar -tvf`).
+std::map<std::string, uint64_t> ArchiveBlobSizes(const std::string& path) {
+  std::string out;
+  EXPECT_EQ(RunCommand({"tar", "-tvf", path}, &out), 0) << out;
+  std::map<std::string, uint64_t> blobs;
+  std::regex re(R"(^\S+\s+\S+\s+(\d+)\s+.*\sblobs/sha256/([0-9a-f]{64})$)");
+  for (const auto& line : Lines(out)) {
+    std::smatch m;
+    if (std::regex_match(line, m, re)) blobs["sha256:" + m[2].str()] = std::stoull(m[1]);
+  }
+  return blobs;
+}
+
+TEST_F(ExportTest, TrackersAreListedAndRemoved) {
+  std::string a = tmp_ / "a.tar", b = tmp_ / "b.tar";
+  ASSERT_EQ(Silo({"export", "-f", ListFile(*set1_, "1.txt"), "-o", a, "--tracker", "tl-1"}).code, 0);
+  CliResult one = Silo({"tracker", "ls", "tl-1", "--json"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  auto in_a = ArchiveBlobs(a);
+  auto sizes = ArchiveBlobSizes(a);
+  ASSERT_EQ(sizes.size(), in_a.size());
+  uint64_t bytes_a = 0;
+  for (const auto& [d, n] : sizes) bytes_a += n;
+  EXPECT_NE(one.out.find("\"name\":\"tl-1\",\"exports\":1,\"blobs\":" + std::to_string(in_a.size()) +
+                         ",\"bytes\":" + std::to_string(bytes_a) + ",\"last\":{\"archive\":\"a.tar\""),
+            std::string::npos)
+      << one.out;
+  ASSERT_EQ(Silo({"export", "-f", ListFile(*set2_, "2.txt"), "-o", b, "--tracker", "tl-1"}).code, 0);
+  auto in_b = ArchiveBlobs(b);
+  std::set<std::string> both = in_a;
+  both.insert(in_b.begin(), in_b.end());
+  // Blobs b repeats (its manifests) were first carried by a: counted once, under a.
+  uint64_t bytes_both = bytes_a;
+  for (const auto& [d, n] : ArchiveBlobSizes(b)) {
+    if (!in_a.count(d)) bytes_both += n;
+  }
+  CliResult two = Silo({"tracker", "ls", "tl-1", "--json"});
+  ASSERT_EQ(two.code, 0) << two.err;
+  EXPECT_NE(two.out.find("\"exports\":2,\"blobs\":" + std::to_string(both.size()) +
+                         ",\"bytes\":" + std::to_string(bytes_both) + ","),
+            std::string::npos)
+      << two.out;
+  EXPECT_NE(two.out.find("\"last\":{\"archive\":\"b.tar\""), std::string::npos) << two.out;
+  // The plain listing names every tracker with its counts and last archive.
+  CliResult all = Silo({"tracker", "ls"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  std::regex line("(^|\n)tl-1  2 exports  " + std::to_string(both.size()) + " blobs  .*  last .* UTC  b\\.tar\n");
+  EXPECT_TRUE(std::regex_search(all.out, line)) << all.out;
+  CliResult detail = Silo({"tracker", "ls", "tl-1"});
+  EXPECT_NE(detail.out.find("  a.tar  " + std::to_string(in_a.size()) + " new blobs"), std::string::npos) << detail.out;
+
+  // rm forgets it: the next export under the name carries every blob again.
+  CliResult rm = Silo({"tracker", "rm", "tl-1"});
+  ASSERT_EQ(rm.code, 0) << rm.err;
+  CliResult gone = Silo({"tracker", "ls", "tl-1"});
+  EXPECT_EQ(gone.code, 1);
+  EXPECT_NE(gone.err.find("no tracker named 'tl-1'"), std::string::npos) << gone.err;
+  EXPECT_EQ(Silo({"tracker", "ls"}).out.find("tl-1 "), std::string::npos);
+  CliResult again = Silo({"tracker", "rm", "tl-1"});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("no tracker named 'tl-1'"), std::string::npos) << again.err;
+  std::string c = tmp_ / "c.tar";
+  ASSERT_EQ(Silo({"export", "-f", tmp_ / "2.txt", "-o", c, "--tracker", "tl-1"}).code, 0);
+  auto in_c = ArchiveBlobs(c);
+  for (const auto& d : SummaryBlobs(*suite_tmp_ / "set2.json")) EXPECT_TRUE(in_c.count(d)) << d;
+  CliResult fresh = Silo({"tracker", "ls", "tl-1", "--json"});
+  EXPECT_NE(fresh.out.find("\"exports\":1,"), std::string::npos) << fresh.out;
+  // Bad names are usage errors.
+  EXPECT_EQ(Silo({"tracker", "rm", "bad/name"}).code, 2);
+  EXPECT_EQ(Silo({"tracker", "ls", ".."}).code, 2);
+}
+
+// The blob digests of an OCI layout directory.
+std::set<std::string> LayoutBlobs(const std::string& dir) {
+  std::set<std::string> out;
+  for (const auto& f : fs::directory_iterator(fs::path(dir) / "blobs" / "sha256")) {
+    out.insert("sha256:" + f.path().filename().string());
+  }
+  return out;
+}
+
+TEST_F(ExportTest, IncrementalLayoutsCarryOnlyNewBlobsAndNameWhatTheyNeed) {
+  std::string l1 = tmp_ / "l1", l2 = tmp_ / "l2";
+  ASSERT_EQ(Silo({"export", "-f", ListFile(*set1_, "1.txt"), "-o", l1, "--tracker", "lt"}).code, 0);
+  CliResult e2 = Silo({"export", "-f", ListFile(*set2_, "2.txt"), "-o", l2, "--tracker", "lt"});
+  ASSERT_EQ(e2.code, 0) << e2.err;
+  EXPECT_NE(e2.err.find("left out, carried by 1 earlier archive"), std::string::npos) << e2.err;
+  auto b1 = SummaryBlobs(*suite_tmp_ / "set1.json"), b2 = SummaryBlobs(*suite_tmp_ / "set2.json");
+  auto in2 = LayoutBlobs(l2);
+  for (const auto& d : b2) {
+    if (!b1.count(d)) {
+      EXPECT_TRUE(in2.count(d)) << d << " (new in set two) is missing";
+    }
+  }
+  for (const auto& d : in2) {
+    ASSERT_TRUE(b2.count(d)) << d;
+    if (!b1.count(d)) continue;
+    CliResult cat = Silo({"cat", d});
+    EXPECT_NE(cat.out.find("\"schemaVersion\""), std::string::npos) << d << " repeated but not a manifest";
+  }
+  EXPECT_LT(in2.size(), b2.size());
+  // The layout records what it needs, like an archive's silo-export.json.
+  std::string record = ReadFileToString(fs::path(l2) / "silo-export.json");
+  EXPECT_NE(record.find("\"tracker\": \"lt\""), std::string::npos) << record;
+  EXPECT_NE(record.find("{\"name\":\"l1\",\"sha256\":\"" + FileSha256(fs::path(l1) / "silo-export.json") + "\"}"),
+            std::string::npos)
+      << record;
+  EXPECT_NE(record.find("\"archive\":\"l1\""), std::string::npos);
+  // --since LAYOUT gives the same layout as the tracker did.
+  std::string l3 = tmp_ / "l3";
+  ASSERT_EQ(Silo({"export", "-f", tmp_ / "2.txt", "-o", l3, "--since", l1}).code, 0);
+  EXPECT_EQ(LayoutBlobs(l3), in2);
+  CliResult listed = Silo({"tracker", "ls", "lt", "--json"});
+  EXPECT_NE(listed.out.find("\"exports\":2,"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("\"last\":{\"archive\":\"l2\""), std::string::npos) << listed.out;
+
+  // An incremental export into a directory that already holds a layout, and --split for a
+  // layout, are refused clearly.
+  CliResult into = Silo({"export", "-f", tmp_ / "2.txt", "-o", l2, "--tracker", "lt"});
+  EXPECT_EQ(into.code, 2);
+  EXPECT_NE(into.err.find("needs a new directory"), std::string::npos) << into.err;
+  CliResult split = Silo({"export", "-f", tmp_ / "2.txt", "-o", tmp_ / "l4", "--split", "1M"});
+  EXPECT_EQ(split.code, 2);
+  EXPECT_NE(split.err.find("--split needs an archive"), std::string::npos) << split.err;
+  EXPECT_FALSE(fs::exists(tmp_ / "l4"));
+
+  // Into an empty store: refused with the missing blobs and the layout carrying them.
+  CliResult refused = Other({"import", l2});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("not in the store"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("(in l1)"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("import first: l1"), std::string::npos) << refused.err;
+  EXPECT_EQ(Trim(Other({"ref", "ls", "image/"}).out), "");
+  // In order: both sets whole, same digests.
+  CliResult ok = Other({"import", l1, l2});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(ImageDigests(tmp_ / "other", *set2_), ImageDigests(Store(), *set2_));
+  EXPECT_EQ(ImageDigests(tmp_ / "other", *set1_), ImageDigests(Store(), *set1_));
+  EXPECT_EQ(Other({"fsck"}).code, 0);
+  // An archive export can follow a layout under the same tracker.
+  std::string a3 = tmp_ / "again.tar";
+  ASSERT_EQ(Silo({"export", "-f", tmp_ / "2.txt", "-o", a3, "--tracker", "lt"}).code, 0);
+  std::string rec3;
+  ASSERT_EQ(RunCommand({"tar", "-xOf", a3, "silo-export.json"}, &rec3), 0);
+  EXPECT_NE(rec3.find("\"archive\":\"l2\""), std::string::npos) << rec3;
+}
+
 TEST_F(ExportTest, SplitPartsRejoinAndBadPartsAreRefusedByName) {
   std::string out = tmp_ / "split.tar.zst";
   CliResult e = Silo({"export", "-f", ListFile(*set1_, "s.txt"), "-o", out, "--split", "256K"});
@@ -368,6 +516,100 @@ TEST_F(ExportTest, DockerArchiveHoldsOnePlatformPerImage) {
   CliResult bad = Silo({"export", "--format", "docker-archive", "--platform", "linux/s390x", (*set1_)[0], "-o", out});
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("linux/s390x"), std::string::npos) << bad.err;
+}
+
+// The sha256 digests in `text` after `key` up to the next ']' (a JSON list of digests).
+std::vector<std::string> DigestList(const std::string& text, const std::string& key) {
+  std::vector<std::string> out;
+  size_t at = text.find(key);
+  if (at == std::string::npos) return out;
+  std::string list = text.substr(at, text.find(']', at) - at);
+  std::regex re("sha256:[0-9a-f]{64}");
+  for (std::sregex_iterator it(list.begin(), list.end(), re), end; it != end; ++it) out.push_back(it->str());
+  return out;
+}
+
+// skopeo's view of an image in a registry: its config bytes and its layer digests.
+std::pair<std::string, std::vector<std::string>> SkopeoConfigAndLayers(const std::string& ref) {
+  std::string config, inspect;
+  EXPECT_EQ(RunCommand({"skopeo", "inspect", "--tls-verify=false", "--config", "--raw", "docker://" + ref}, &config), 0)
+      << config;
+  EXPECT_EQ(RunCommand({"skopeo", "inspect", "--tls-verify=false", "docker://" + ref}, &inspect), 0) << inspect;
+  return {config, DigestList(inspect, "\"Layers\"")};
+}
+
+TEST_F(ExportTest, DockerSaveArchivesImportWithTheirTags) {
+  const std::string ref = (*set1_)[5];
+  const std::string path = ref.substr(ref.find('/') + 1);  // repository:tag without the registry
+  Registry dest(tmp_ / "dest");
+  dest.Start();
+  auto [config, layers] = SkopeoConfigAndLayers(ref);
+  ASSERT_FALSE(config.empty());
+  const auto diff_ids = DigestList(config, "\"diff_ids\"");
+  ASSERT_EQ(diff_ids.size(), layers.size());
+
+  // Our docker-archive without its OCI files is what older docker save wrote: manifest.json
+  // and blobs; the manifest is rebuilt over the same config and layer blobs.
+  std::string ours = tmp_ / "ours.tar";
+  ASSERT_EQ(Silo({"export", "--format", "docker-archive", ref, "-o", ours}).code, 0);
+  std::string out;
+  ASSERT_EQ(RunCommand({"tar", "--delete", "-f", ours, "oci-layout", "index.json", "silo-export.json"}, &out), 0)
+      << out;
+  CliResult imp = Other({"import", ours}, "from-ours");
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  EXPECT_NE(imp.out.find(" " + ref + "\n"), std::string::npos) << imp.out;
+  const std::string digest = imp.out.substr(0, imp.out.find(' '));
+  CliResult raw = Other({"cat", digest}, "from-ours");
+  EXPECT_NE(raw.out.find("\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\""), std::string::npos)
+      << raw.out;
+  // Importing it again gives the same manifest.
+  CliResult again = Other({"import", ours}, "from-ours");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.out, imp.out);
+  CliResult push = Other({"push", "--plain-http", dest.host_port(), ref, dest.host_port() + "/ours"}, "from-ours");
+  ASSERT_EQ(push.code, 0) << push.err;
+  auto [config1, layers1] = SkopeoConfigAndLayers(dest.host_port() + "/ours/" + path);
+  EXPECT_EQ(config1, config);
+  EXPECT_EQ(layers1, layers);
+  EXPECT_EQ(Other({"fsck"}, "from-ours").code, 0);
+
+  // A manifest.json naming a file the archive lacks is refused, naming it; no ref appears.
+  std::string cut = tmp_ / "cut.tar";
+  fs::copy_file(ours, cut);
+  ASSERT_EQ(RunCommand({"tar", "--delete", "-f", cut, "blobs/sha256/" + layers.back().substr(7)}, &out), 0) << out;
+  CliResult bad = Other({"import", cut}, "cut");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("which the archive does not hold"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(layers.back().substr(7)), std::string::npos) << bad.err;
+  EXPECT_EQ(Trim(Other({"ref", "ls", "image/"}, "cut").out), "");
+
+  // podman save --format docker-archive: <hex>.tar layers, uncompressed, so the rebuilt
+  // manifest's layer digests are the config's diff_ids.
+  if (RunCommand({"podman", "--version"}, &out) != 0) GTEST_SKIP() << "podman cannot run here: " << out;
+  std::vector<std::string> podman = {
+      "podman", "--root", tmp_ / "podman-root", "--runroot", tmp_ / "podman-run", "--storage-driver", "vfs"};
+  auto run_podman = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = podman;
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string text;
+    int rc = RunCommand(argv, &text);
+    EXPECT_EQ(rc, 0) << text;
+    return rc;
+  };
+  ASSERT_EQ(run_podman({"pull", "--tls-verify=false", "docker://" + ref}), 0);
+  std::string saved = tmp_ / "podman.tar";
+  ASSERT_EQ(run_podman({"save", "--format", "docker-archive", "-o", saved, ref}), 0);
+  CliResult pimp = Other({"import", saved}, "from-podman");
+  ASSERT_EQ(pimp.code, 0) << pimp.err;
+  EXPECT_NE(pimp.out.find(" " + ref + "\n"), std::string::npos) << pimp.out;
+  CliResult ppush = Other({"push", "--plain-http", dest.host_port(), ref, dest.host_port() + "/podman"}, "from-podman");
+  ASSERT_EQ(ppush.code, 0) << ppush.err;
+  auto [config2, layers2] = SkopeoConfigAndLayers(dest.host_port() + "/podman/" + path);
+  EXPECT_EQ(config2, config);
+  EXPECT_EQ(layers2, diff_ids);
+  EXPECT_EQ(Other({"fsck"}, "from-podman").code, 0);
+  // And podman loads what silo pushed.
+  ASSERT_EQ(run_podman({"pull", "--tls-verify=false", "docker://" + dest.host_port() + "/podman/" + path}), 0);
 }
 
 TEST_F(ExportTest, BadInputsAreRefusedClearly) {
