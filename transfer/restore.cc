@@ -118,6 +118,7 @@ class Restorer {
             std::lock_guard lock(mu_);
             stats_.files_unchanged++;
           }
+          if (opts_.progress) opts_.progress->AddItems(1);
           bool owner_differs = is_root_ && (st.st_uid != e.uid || st.st_gid != e.gid);
           if ((st.st_mode & 07777) != e.mode || owner_differs || !e.xattrs.empty()) {
             // chmod first: the file may not be readable as it is (mode 0).
@@ -374,6 +375,7 @@ class Restorer {
     }
     if (total != e.size || store::Digest::Sha256(h.Final()) != e.digest) return false;
     bool fixed = ApplyMeta(fd.get(), e, path, false) || fs::MtimeNs(st) != e.mtime_ns;
+    if (opts_.progress) opts_.progress->AddItems(1);
     std::lock_guard lock(mu_);
     stats_.files_unchanged++;
     stats_.files_verified++;
@@ -418,6 +420,7 @@ class Restorer {
     if (::renameat(dfd, tmp.c_str(), dfd, e.name.c_str()) != 0) {
       return cleanup(Status::FromErrno("rename " + path, errno));
     }
+    if (opts_.progress) opts_.progress->AddItems(1);
     std::lock_guard lock(mu_);
     stats_.files_written++;
     return Status::Ok();
