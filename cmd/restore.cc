@@ -26,6 +26,7 @@ int RunRestore(const Globals& g, const RestoreArgs& a) {
                     resolved->entry.type == index::EntryType::kDir && a.snapshot.find(':') == std::string::npos
                         ? resolved->snapshot.record.bytes
                         : 0);
+  progress.SetUnits("files", "written");
   transfer::RestoreOptions opts;
   opts.delete_extra = a.delete_extra;
   opts.verify_content = a.verify;
@@ -33,7 +34,7 @@ int RunRestore(const Globals& g, const RestoreArgs& a) {
   opts.threads = a.threads;
   opts.progress = &progress;
   opts.on_warning = [&](const std::string& m) {
-    progress.Finish();
+    progress.Clear();
     PrintWarning(m);
   };
   auto r = transfer::RestoreTree(*store, resolved->entry, a.dir, opts);

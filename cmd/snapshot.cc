@@ -78,9 +78,10 @@ int RunSnapshot(const Globals& g, SnapshotArgs& a) {
   auto store = OpenStore(g, Access::kWrite);
   if (!store) return kExitUsage;
   Progress progress("snapshot " + req.name, 0);
+  progress.SetUnits("files", "read");
   req.progress = &progress;
   req.on_warning = [&](const std::string& m) {
-    progress.Finish();
+    progress.Clear();
     PrintWarning(m);
   };
   auto r = transfer::TakeSnapshot(*store, req);

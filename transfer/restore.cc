@@ -59,12 +59,15 @@ class Restorer {
         is_root_(::geteuid() == 0) {}
   ~Restorer() { wg_.Wait(); }
 
-  // Phase 1: directories, symlinks, specials now; files to the writers.
-  Status RestoreDir(const std::shared_ptr<Fd>& dirfd, const std::string& rel, const index::Tree& tree) {
+  // Phase 1: directories, symlinks, specials now; files to the writers. `fresh`: the
+  // directory was just made by this restore, so it holds nothing to compare or delete
+  // (no listing, no stat per entry).
+  Status RestoreDir(const std::shared_ptr<Fd>& dirfd, const std::string& rel, const index::Tree& tree,
+                    bool fresh = false) {
     if (Interrupted()) return Status::Interrupted("restore interrupted");
     std::string where = rel.empty() ? "." : rel;
-    SILO_ASSIGN_OR_RETURN(auto existing, fs::ListDir(dirfd->get(), where));
-    if (opts_.delete_extra) {
+    if (opts_.delete_extra && !fresh) {
+      SILO_ASSIGN_OR_RETURN(auto existing, fs::ListDir(dirfd->get(), where));
       for (const auto& name : existing) {
         if (tree.Find(name)) continue;
         Status s = fs::RemoveAt(dirfd->get(), name, JoinRel(rel, name));
@@ -75,16 +78,20 @@ class Restorer {
         }
       }
     }
-    for (const auto& e : tree.entries) SILO_TRY(RestoreEntry(dirfd, rel, e));
+    for (const auto& e : tree.entries) SILO_TRY(RestoreEntry(dirfd, rel, e, fresh));
     return Status::Ok();
   }
 
-  Status RestoreEntry(const std::shared_ptr<Fd>& dirfd, const std::string& rel, const TreeEntry& e) {
+  Status RestoreEntry(const std::shared_ptr<Fd>& dirfd, const std::string& rel, const TreeEntry& e,
+                      bool parent_fresh = false) {
     const std::string path = JoinRel(rel, e.name);
     const int dfd = dirfd->get();
     struct stat st {};
-    bool exists = ::fstatat(dfd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
-    if (!exists && errno != ENOENT) return Error(Status::FromErrno("stat " + path, errno));
+    bool exists = false;
+    if (!parent_fresh) {
+      exists = ::fstatat(dfd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+      if (!exists && errno != ENOENT) return Error(Status::FromErrno("stat " + path, errno));
+    }
     // Anything of another type goes first (a symlink where a directory belongs is removed,
     // never followed).
     if (exists && !SameType(st, e.type)) {
@@ -100,7 +107,7 @@ class Restorer {
         if (exists && (st.st_mode & 0700) != 0700) ::fchmod(sub->get(), (st.st_mode & 07777) | 0700);
         SILO_ASSIGN_OR_RETURN(index::Tree t, index::LoadTree(store_, e.digest).WithContext(path));
         stats_.dirs++;
-        SILO_TRY(RestoreDir(sub, path, t));
+        SILO_TRY(RestoreDir(sub, path, t, !exists));
         dirs_.push_back({path, e});  // post-order: children before parents
         return Status::Ok();
       }
@@ -118,6 +125,7 @@ class Restorer {
             std::lock_guard lock(mu_);
             stats_.files_unchanged++;
           }
+          if (opts_.progress) opts_.progress->AddItems(1);
           bool owner_differs = is_root_ && (st.st_uid != e.uid || st.st_gid != e.gid);
           if ((st.st_mode & 07777) != e.mode || owner_differs || !e.xattrs.empty()) {
             // chmod first: the file may not be readable as it is (mode 0).
@@ -374,6 +382,7 @@ class Restorer {
     }
     if (total != e.size || store::Digest::Sha256(h.Final()) != e.digest) return false;
     bool fixed = ApplyMeta(fd.get(), e, path, false) || fs::MtimeNs(st) != e.mtime_ns;
+    if (opts_.progress) opts_.progress->AddItems(1);
     std::lock_guard lock(mu_);
     stats_.files_unchanged++;
     stats_.files_verified++;
@@ -418,6 +427,7 @@ class Restorer {
     if (::renameat(dfd, tmp.c_str(), dfd, e.name.c_str()) != 0) {
       return cleanup(Status::FromErrno("rename " + path, errno));
     }
+    if (opts_.progress) opts_.progress->AddItems(1);
     std::lock_guard lock(mu_);
     stats_.files_written++;
     return Status::Ok();

@@ -29,7 +29,7 @@ struct RestoreOptions {
   // metadata fixed), the others rewritten. Slower: reads every such file.
   bool verify_content = false;
   size_t threads = 0;            // parallel file writers; 0: one per hardware thread (at least 2)
-  Progress* progress = nullptr;  // counts bytes written
+  Progress* progress = nullptr;  // counts bytes written and files done (items)
   std::function<void(const std::string&)> on_warning;
 };
 

@@ -381,6 +381,7 @@ class Scanner {
       if (e.type == EntryType::kSymlink) {
         stats_.symlinks++;
       } else if (e.type == EntryType::kFile) {
+        if (req_.progress) req_.progress->AddItems(1);
         seen_.push_back(index::StatCacheKey(st.st_dev, st.st_ino));
         if (st.st_nlink > 1) node->cacheable = false;  // group numbers depend on the whole scan
       } else if (e.type != EntryType::kDir) {
@@ -583,7 +584,7 @@ class Scanner {
       std::lock_guard lock(mu_);
       if (!fatal_.ok()) return Status::Ok();
     }
-    if (Interrupted()) return Status::Interrupted("snapshot interrupted");
+    if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");
     int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
     Fd fd(::openat(dirfd, e->name.c_str(), flags | O_NOATIME));
     if (!fd.valid() && errno == EPERM) fd = Fd(::openat(dirfd, e->name.c_str(), flags));
@@ -605,7 +606,7 @@ class Scanner {
       SILO_ASSIGN_OR_RETURN(auto writer, store_.NewWriter(opts));
       uint64_t off = 0;
       for (;;) {
-        if (Interrupted()) return Status::Interrupted("snapshot interrupted");
+        if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");
         ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(off));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return Status::FromErrno("read " + what, errno);

@@ -38,7 +38,7 @@ struct SnapshotRequest {
   std::vector<std::string> excludes;
   bool use_stat_cache = true;
   size_t threads = 0;                                  // parallel file readers; 0: one per hardware thread (at least 2)
-  Progress* progress = nullptr;                        // counts bytes read
+  Progress* progress = nullptr;                        // counts bytes read and files met (items)
   std::function<void(const std::string&)> on_warning;  // skipped entries and races
   // For tests: called on a reader thread after each block of a file is read (its path as
   // warnings name it, and the bytes read so far), so a test can change the file mid-read.

@@ -1,6 +1,9 @@
 // Progress reporting for long operations: a live, rewritten line on a terminal,
 // plain log lines (at most one every few seconds) otherwise, nothing when quiet.
-// Thread-safe: Add() may be called from any thread.
+// Thread-safe: Add(), AddItems(), Tick() and Clear() may be called from any thread.
+//
+// The environment variable SILO_PROGRESS_INTERVAL_MS sets how often a log line is printed
+// when stderr is not a terminal (default 5000), for scripts and tests that follow it.
 #pragma once
 
 #include <atomic>
@@ -19,12 +22,21 @@ class Progress {
   ~Progress();
 
   void Add(uint64_t bytes);
+  // Counts items (files, say) besides bytes; the line shows them once SetUnits named them.
+  void AddItems(uint64_t n);
+  // Names what AddItems counts ("files") and what the bytes are ("read", "written"); both
+  // optional. Call before the operation starts (not thread-safe against Draw).
+  void SetUnits(std::string items_noun, std::string bytes_verb);
   // Redraws if enough time has passed; cheap to call often.
   void Tick();
+  // Clears the live line for a message (a warning) printed next; drawing resumes at the
+  // next tick.
+  void Clear();
   // Clears the live line; the caller prints its own summary afterwards.
   void Finish();
 
   uint64_t done() const { return done_.load(); }
+  uint64_t items() const { return items_.load(); }
   double elapsed_seconds() const;
 
  private:
@@ -34,6 +46,10 @@ class Progress {
   uint64_t total_;
   Mode mode_;
   std::atomic<uint64_t> done_{0};
+  std::atomic<uint64_t> items_{0};
+  std::string items_noun_;
+  std::string bytes_verb_;
+  std::chrono::milliseconds log_interval_{5000};
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
   std::mutex mu_;

@@ -1,12 +1,13 @@
 // The snapshot commands through the `silo` binary: snapshot, snapshots, ls, cat
 // SNAPSHOT:PATH, diff, restore (--delete), tree-index, forget + gc, --config, exit codes,
-// and a snapshot killed mid-way.
+// a snapshot killed mid-way, progress lines when stderr is not a terminal, and Ctrl-C.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <csignal>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/silo_cli.h"
@@ -179,6 +180,116 @@ TEST_F(SnapshotCli, KilledSnapshotLeavesEarlierOnesAndACleanStore) {
   CliResult r = Run({"restore", "site", tmp_ / "out"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(ReadFileToString(tmp_ / "out/docs/a b.txt"), "alpha");
+}
+
+// Lines of `text` that start with `prefix`.
+std::vector<std::string> LinesStartingWith(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) out.push_back(line);
+  }
+  return out;
+}
+
+TEST_F(SnapshotCli, ProgressLinesWhenStderrIsNotATerminal) {
+  std::string src = Src();
+  for (int i = 0; i < 4; ++i) WriteFile(src + "/bulk" + std::to_string(i), RandomBytes(3 << 20, 10 + i));
+  ProcessOptions o;
+  o.env = {{"SILO_PROGRESS_INTERVAL_MS", "0"}};
+  o.stdout_path = tmp_ / "snap.out";
+  o.stderr_path = tmp_ / "snap.err";
+  o.argv = {SILO_BINARY, "--store", store(), "snapshot", src};
+  Process p(o);
+  ASSERT_EQ(p.Wait(std::chrono::minutes(2)), 0) << ReadFileToString(tmp_ / "snap.err");
+  std::string err = ReadFileToString(tmp_ / "snap.err");
+  // Plain lines (no carriage returns or escapes), counting files and bytes with a rate.
+  EXPECT_EQ(err.find('\r'), std::string::npos) << err;
+  EXPECT_EQ(err.find('\033'), std::string::npos) << err;
+  auto lines = LinesStartingWith(err, "snapshot site: ");
+  ASSERT_GE(lines.size(), 2u) << err;
+  for (const auto& l : lines) {
+    EXPECT_NE(l.find(" files, "), std::string::npos) << l;
+    EXPECT_NE(l.find(" read, "), std::string::npos) << l;
+    EXPECT_NE(l.find("/s"), std::string::npos) << l;
+  }
+  EXPECT_NE(lines.back().find("7 files, 13.0 MiB read"), std::string::npos) << lines.back();
+  // Then the one-line summary, last.
+  auto summary = LinesStartingWith(err, "snapshot site@");
+  ASSERT_EQ(summary.size(), 1u) << err;
+  EXPECT_NE(summary[0].find("7 new, 0 changed, 0 unchanged files"), std::string::npos) << summary[0];
+  EXPECT_EQ(err.substr(err.size() - summary[0].size() - 1), summary[0] + "\n") << err;
+
+  // restore: files done and bytes written of the snapshot's total.
+  o.stderr_path = tmp_ / "restore.err";
+  o.argv = {SILO_BINARY, "--store", store(), "restore", "site", tmp_ / "out"};
+  Process r(o);
+  ASSERT_EQ(r.Wait(std::chrono::minutes(2)), 0) << ReadFileToString(tmp_ / "restore.err");
+  err = ReadFileToString(tmp_ / "restore.err");
+  lines = LinesStartingWith(err, "restore: ");
+  ASSERT_GE(lines.size(), 2u) << err;
+  EXPECT_NE(lines.back().find(" files, "), std::string::npos) << lines.back();
+  EXPECT_NE(lines.back().find("(100%) written"), std::string::npos) << lines.back();
+  EXPECT_EQ(LinesStartingWith(err, "restore site@").size(), 1u) << err;
+
+  // -q: no progress and no summary.
+  CliResult quiet = Run({"-q", "snapshot", src});
+  ASSERT_EQ(quiet.code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+}
+
+TEST_F(SnapshotCli, InterruptedSnapshotCommitsNothingAndLeavesACleanStore) {
+  std::string src = Src();
+  ASSERT_EQ(Run({"snapshot", src}).code, 0);
+  constexpr int kFiles = 96;
+  for (int i = 0; i < kFiles; ++i) WriteFile(src + "/bulk" + std::to_string(i), RandomBytes(1 << 20, 100 + i));
+  ProcessOptions o;
+  o.env = {{"SILO_PROGRESS_INTERVAL_MS", "0"}};
+  o.stdout_path = tmp_ / "snap.out";
+  o.stderr_path = tmp_ / "snap.err";
+  o.argv = {SILO_BINARY, "--store", store(), "snapshot", src, "--threads", "1"};
+  Process p(o);
+  // Wait until it is reading, stop it, and interrupt it only if it has not read everything.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  std::string last;
+  for (;;) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no progress line";
+    auto lines = LinesStartingWith(ReadFileToString(tmp_ / "snap.err"), "snapshot site: ");
+    if (!lines.empty() && lines.back().find(" MiB read") != std::string::npos) break;
+    ASSERT_TRUE(p.Running()) << ReadFileToString(tmp_ / "snap.err");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(::kill(p.pid(), SIGSTOP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto lines = LinesStartingWith(ReadFileToString(tmp_ / "snap.err"), "snapshot site: ");
+  ASSERT_FALSE(lines.empty());
+  // "snapshot site: N files, X MiB read, ...": the bulk is 96 MiB of 97.
+  const std::string& l = lines.back();
+  size_t mib = l.find(" MiB read");
+  ASSERT_NE(mib, std::string::npos) << l;
+  double read_mib = std::stod(l.substr(l.rfind(' ', mib - 1) + 1));
+  if (read_mib >= 96.0) {
+    ::kill(p.pid(), SIGCONT);
+    GTEST_SKIP() << "the snapshot read everything before it could be stopped: " << l;
+  }
+  ASSERT_EQ(::kill(p.pid(), SIGINT), 0);
+  ASSERT_EQ(::kill(p.pid(), SIGCONT), 0);
+  ASSERT_EQ(p.Wait(std::chrono::minutes(1)), 130) << ReadFileToString(tmp_ / "snap.err");
+  std::string err = ReadFileToString(tmp_ / "snap.err");
+  EXPECT_NE(err.find("interrupted; nothing was committed"), std::string::npos) << err;
+  EXPECT_EQ(ReadFileToString(tmp_ / "snap.out"), "");
+
+  // Only the first snapshot exists, the store is consistent, and a new snapshot works.
+  CliResult list = Run({"snapshots", "site"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 1) << list.out;
+  CliResult fsck = Run({"fsck"});
+  EXPECT_EQ(fsck.code, 0) << fsck.out << fsck.err;
+  CliResult again = Run({"snapshot", src});
+  ASSERT_EQ(again.code, 0) << again.err;
+  CliResult r = Run({"restore", "site", tmp_ / "out"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(ReadFileToString(tmp_ / "out/bulk95"), RandomBytes(1 << 20, 195));
 }
 
 TEST_F(SnapshotCli, ArchiveAndImportPackages) {
