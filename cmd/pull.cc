@@ -141,6 +141,9 @@ int RunPull(const Globals& g, PullArgs& a) {
     if (!rate.ok()) return Fail(rate.status().WithContext("--limit-rate"));
     o.registry.http.max_recv_speed = *rate;
   }
+  // Blob bodies in pieces of up to 512 KiB instead of libcurl's 16 KiB: fewer receive calls
+  // and writer calls per byte (as `silo get` does). A rate limit keeps the default.
+  if (o.registry.http.max_recv_speed == 0) o.registry.http.buffer_size = 512 * 1024;
   o.plain_http_registries = a.plain_http;
 
   // A running `silo serve` owns the store: it does the pull.
