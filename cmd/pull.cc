@@ -159,18 +159,18 @@ int RunPull(const Globals& g, PullArgs& a) {
   // read-only (opening for writing writes and syncs new RocksDB manifest and options
   // files); it is reopened for writing only when something is left to pull.
   std::unique_ptr<store::Store> store;
-  bool writable = false;
+  bool checking = false;  // open read-only for the check; reopened for writing when needed
   if (!a.dry_run) {
     store::OpenOptions read_only;
     read_only.read_only = true;
     read_only.create_if_missing = false;
     auto s = store::Store::Open(g.store_path, read_only);
     if (s.ok()) store = std::move(s).value();  // else (no store yet...) the writing open says why
+    checking = store != nullptr;
   }
   if (!store) {
     store = OpenStore(g, a.dry_run ? Access::kRead : Access::kWrite);
     if (!store) return kExitUsage;
-    writable = !a.dry_run;
   }
   transfer::Puller puller(*store, o);
   LiveLine view([&](double secs) { return ProgressLine(puller.counters(), secs); }, g.quiet);
@@ -178,17 +178,17 @@ int RunPull(const Globals& g, PullArgs& a) {
   auto pull = [&](std::vector<transfer::PullItem>& list) {
     std::vector<transfer::PullItem> todo;
     std::vector<size_t> where;
-    if (!writable) puller.SkipUpToDate(list);
+    if (checking) puller.SkipUpToDate(list);
     for (size_t i = 0; i < list.size(); ++i) {
       if (list[i].status.ok() && !list[i].up_to_date) where.push_back(i);
     }
     if (where.empty()) return true;
-    if (!writable) {
+    if (checking) {
       store.reset();
       store = OpenStore(g, Access::kWrite);
       if (!store) return false;
       puller.UseStore(*store);
-      writable = true;
+      checking = false;
     }
     for (size_t i : where) todo.push_back(std::move(list[i]));
     puller.Pull(todo);

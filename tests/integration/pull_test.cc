@@ -223,6 +223,13 @@ TEST_F(PullTest, ARepullOpensTheStoreForWritingOnlyWhenATagMovedOrAPlatformIsMis
   EXPECT_EQ(Trim(Plain({"ref", "get", "image/" + moving}).out), now);
   EXPECT_NE(RocksManifests(tmp_ / "store"), before);
   EXPECT_EQ(Plain({"fsck"}).code, 0);
+
+  // A dry run of an image not pulled yet lists its blobs and never opens for writing.
+  before = RocksManifests(tmp_ / "store");
+  CliResult dry = Silo({"pull", "--dry-run", (*refs_)[3]});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("  fetch sha256:"), std::string::npos) << dry.out;
+  EXPECT_EQ(RocksManifests(tmp_ / "store"), before);
 }
 
 // A registry whose stored bytes we tamper with.
