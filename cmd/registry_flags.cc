@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <utility>
 
 namespace silo::cmd {
 namespace {
@@ -118,8 +119,11 @@ LiveLine::LiveLine(std::function<std::string(double)> line, bool quiet)
   if (quiet_) return;
   thread_ = std::thread([this] {
     auto last_log = start_;
-    while (!done_) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        if (cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return done_; })) return;
+      }
       auto now = std::chrono::steady_clock::now();
       if (!tty_ && now - last_log < std::chrono::seconds(5)) continue;
       last_log = now;
@@ -135,7 +139,12 @@ LiveLine::~LiveLine() {
 }
 
 void LiveLine::Stop() {
-  bool was = done_.exchange(true);
+  bool was;
+  {
+    std::lock_guard lock(mu_);
+    was = std::exchange(done_, true);
+  }
+  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (!was && tty_ && !quiet_) std::fprintf(stderr, "\r\033[K");
 }

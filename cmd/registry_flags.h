@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -50,7 +52,8 @@ bool IsPlainHttp(const RegistryFlags& f, const std::string& registry);
 void WriteFailedList(const std::string& path, const std::vector<std::string>& failed, const std::string& retry_command);
 
 // A line from `line()` redrawn on a terminal every 200 ms, logged every 5 s otherwise,
-// nothing when quiet. Stop() (or the destructor) clears it.
+// nothing when quiet. Stop() (or the destructor) clears it at once (it does not wait for
+// the next redraw: a short command is not held up).
 class LiveLine {
  public:
   LiveLine(std::function<std::string(double seconds)> line, bool quiet);
@@ -61,7 +64,9 @@ class LiveLine {
  private:
   std::function<std::string(double)> line_;
   bool quiet_, tty_;
-  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::thread thread_;
 };

@@ -118,6 +118,10 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   // table file, before the first request.
   dbo.skip_stats_update_on_db_open = true;
   dbo.skip_checking_sst_file_sizes_on_db_open = true;
+  // RocksDB starts this many threads per column family to open table files at open (16 by
+  // default: over a hundred threads for our seven families, most of a no-op command's
+  // kernel time). It opens at most a few files per family then; two threads suffice.
+  dbo.max_file_opening_threads = 2;
   // No atomic flush: metadata always goes through the WAL, and chunk bytes written without
   // it stay pending until a flush of the chunks column family alone has made them durable
   // (see WriteChunkUnlogged). (Debian's librocksdb 7.8 keeps its assertions, and its atomic

@@ -27,18 +27,24 @@ bool IsAttestationOrUnknown(const index::Descriptor& d) {
 }  // namespace
 
 struct Puller::Impl {
-  store::Store& store;
+  store::Store* store;  // UseStore switches it between runs
   PullOptions options;
   PullCounters& counters;
   std::mutex clients_mu;
   std::map<std::string, std::unique_ptr<RegistryClient>> clients;
   // Blobs being fetched right now, so concurrent images share one download.
   SingleFlight inflight;  // blob digests being fetched
-  std::unique_ptr<ThreadPool> blob_pool;
+  std::once_flag blob_pool_once;
+  std::unique_ptr<ThreadPool> blob_pool;  // started by the first blob fetch (a no-op pull needs none)
 
-  Impl(store::Store& s, PullOptions o, PullCounters& c) : store(s), options(std::move(o)), counters(c) {
-    size_t threads = static_cast<size_t>(std::clamp(options.jobs * options.blob_jobs, 1, 64));
-    blob_pool = std::make_unique<ThreadPool>(threads);
+  Impl(store::Store& s, PullOptions o, PullCounters& c) : store(&s), options(std::move(o)), counters(c) {}
+
+  ThreadPool& BlobPool() {
+    std::call_once(blob_pool_once, [&] {
+      size_t threads = static_cast<size_t>(std::clamp(options.jobs * options.blob_jobs, 1, 64));
+      blob_pool = std::make_unique<ThreadPool>(threads);
+    });
+    return *blob_pool;
   }
 
   RegistryClient& Client(const std::string& registry) {
@@ -59,12 +65,12 @@ struct Puller::Impl {
                       const PullItem& item) {
     SILO_ASSIGN_OR_RETURN(store::Digest digest, ParseDigest(d.digest));
     // Another image may have stored it since this one looked.
-    if (store.Stat(digest).ok()) return Status::Ok();
+    if (store->Stat(digest).ok()) return Status::Ok();
     store::PutOptions po;
     po.expected_digest = digest;
     po.expected_size = d.size;
     po.resume_key = "blob/" + d.digest;
-    SILO_ASSIGN_OR_RETURN(auto writer, store.NewWriter(po));
+    SILO_ASSIGN_OR_RETURN(auto writer, store->NewWriter(po));
     uint64_t offset = writer->bytes_written();
     std::unique_ptr<BlobTee> tee;
     if (item.tee && offset == 0) tee = item.tee(d);
@@ -104,7 +110,7 @@ struct Puller::Impl {
       SILO_ASSIGN_OR_RETURN(store::Digest d, ParseDigest(b.digest));
       digests.push_back(d);
     }
-    SILO_ASSIGN_OR_RETURN(auto missing, store.Missing(digests));
+    SILO_ASSIGN_OR_RETURN(auto missing, store->Missing(digests));
     std::set<std::string> missing_set;
     for (const auto& m : missing) missing_set.insert(m.ToString());
     counters.blobs_present += blobs.size() - missing_set.size();
@@ -135,7 +141,7 @@ struct Puller::Impl {
         if (!first.ok()) break;
       }
       wg.Add();
-      blob_pool->Submit([&, b] {
+      BlobPool().Submit([&, b] {
         Status s = FetchBlobShared(client, repo, *b, item);
         if (!s.ok()) {
           std::lock_guard lock(mu);
@@ -152,7 +158,7 @@ struct Puller::Impl {
   // A manifest from the store when present, else from the registry.
   Result<FetchedManifest> ManifestByDigest(RegistryClient& client, const std::string& repo, const std::string& digest) {
     SILO_ASSIGN_OR_RETURN(store::Digest d, ParseDigest(digest));
-    auto local = store.ReadAll(d, index::kMaxManifestSize);
+    auto local = store->ReadAll(d, index::kMaxManifestSize);
     if (local.ok()) return FetchedManifest{std::move(*local), "", digest};
     return client.GetManifest(repo, digest);
   }
@@ -163,9 +169,9 @@ struct Puller::Impl {
     SILO_ASSIGN_OR_RETURN(po.expected_digest, ParseDigest(m.digest));
     // Already stored (and the tag already names it): write nothing, so a no-op re-pull
     // leaves no memtable to flush when the store closes.
-    if (store.Stat(*po.expected_digest).ok()) {
+    if (store->Stat(*po.expected_digest).ok()) {
       if (ref.empty()) return Status::Ok();
-      auto current = store.GetRef(ref);
+      auto current = store->GetRef(ref);
       if (current.ok() && *current && **current == *po.expected_digest) return Status::Ok();
     }
     for (const auto& child : parsed.References()) {
@@ -173,7 +179,7 @@ struct Puller::Impl {
       po.links.push_back(d);
     }
     po.ref = ref;
-    auto info = store.Put(AsBytes(m.bytes), po);
+    auto info = store->Put(AsBytes(m.bytes), po);
     return info.status();
   }
 
@@ -199,7 +205,7 @@ struct Puller::Impl {
       return index::ParseConfigPlatform(bytes);
     }
     SILO_ASSIGN_OR_RETURN(store::Digest d, ParseDigest(m.config.digest));
-    SILO_ASSIGN_OR_RETURN(std::string config, store.ReadAll(d, 16 << 20));
+    SILO_ASSIGN_OR_RETURN(std::string config, store->ReadAll(d, 16 << 20));
     return index::ParseConfigPlatform(config);
   }
 
@@ -218,10 +224,92 @@ struct Puller::Impl {
     return Status::Ok();
   }
 
-  Status PullOne(PullItem& item) {
+  // The children of an index that the platform filter selects; `had` lists the platforms
+  // the index offers.
+  std::vector<const index::Descriptor*> SelectChildren(const index::Manifest& parsed, std::string& had) const {
+    std::vector<const index::Descriptor*> selected;
+    for (const auto& child : parsed.manifests) {
+      std::string plat = child.platform ? child.platform->ToString() : "?";
+      if (!IsAttestationOrUnknown(child)) had += (had.empty() ? "" : ", ") + plat;
+      bool want = options.platforms.empty()
+                      ? true
+                      : child.platform && !IsAttestationOrUnknown(child) && Wanted(*child.platform);
+      if (want) selected.push_back(&child);
+    }
+    return selected;
+  }
+
+  // Whether every blob of `m` is stored (false too when the question cannot be answered:
+  // PullOne then reports the problem).
+  bool BlobsStored(const index::Manifest& m) {
+    std::vector<store::Digest> digests;
+    for (const auto& b : m.References()) {
+      auto d = ParseDigest(b.digest);
+      if (!d.ok()) return false;
+      digests.push_back(*d);
+    }
+    auto missing = store->Missing(digests);
+    return missing.ok() && missing->empty();
+  }
+
+  // SkipUpToDate for one item: true when the store holds what PullOne would store. Reads
+  // only; anything unusual (a filtered-out image, a nested index) is left to PullOne.
+  Result<bool> UpToDate(PullItem& item) {
     const index::Reference& r = item.reference;
     RegistryClient& client = Client(r.registry);
     SILO_ASSIGN_OR_RETURN(FetchedManifest top, client.GetManifest(r.repository, r.Identifier()));
+    item.digest = top.digest;
+    const FetchedManifest& m = item.resolved.emplace(std::move(top));
+    SILO_ASSIGN_OR_RETURN(store::Digest top_digest, ParseDigest(m.digest));
+    auto current = store->GetRef(index::ImageRefName(r));
+    if (!current.ok() || !*current || **current != top_digest) return false;
+    auto parsed = index::ParseManifest(m.bytes, m.media_type);
+    if (!parsed.ok()) return false;
+    std::vector<std::string> platforms;
+    uint64_t blobs = 0;
+    if (!parsed->is_index()) {
+      if (!options.platforms.empty()) {
+        auto d = ParseDigest(parsed->config.digest);
+        if (!d.ok()) return false;
+        auto config = store->ReadAll(*d, 16 << 20);
+        if (!config.ok()) return false;
+        auto p = index::ParseConfigPlatform(*config);
+        if (!p.ok() || !Wanted(*p)) return false;
+        platforms.push_back(p->ToString());
+      }
+      if (!BlobsStored(*parsed)) return false;
+      blobs += parsed->References().size();
+    } else {
+      std::string had;
+      auto selected = SelectChildren(*parsed, had);
+      if (selected.empty()) return false;
+      for (const auto* child : selected) {
+        auto d = ParseDigest(child->digest);
+        if (!d.ok()) return false;
+        auto bytes = store->ReadAll(*d, index::kMaxManifestSize);
+        if (!bytes.ok()) return false;
+        auto cp = index::ParseManifest(*bytes, child->media_type);
+        if (!cp.ok() || cp->is_index() || !BlobsStored(*cp)) return false;
+        blobs += cp->References().size();
+        if (child->platform && !IsAttestationOrUnknown(*child)) platforms.push_back(child->platform->ToString());
+      }
+    }
+    item.platforms = std::move(platforms);
+    item.resolved.reset();
+    counters.blobs_present += blobs;
+    return true;
+  }
+
+  Status PullOne(PullItem& item) {
+    const index::Reference& r = item.reference;
+    RegistryClient& client = Client(r.registry);
+    FetchedManifest top;
+    if (item.resolved) {
+      top = std::move(*item.resolved);
+      item.resolved.reset();
+    } else {
+      SILO_ASSIGN_OR_RETURN(top, client.GetManifest(r.repository, r.Identifier()));
+    }
     item.digest = top.digest;
     SILO_ASSIGN_OR_RETURN(index::Manifest parsed, index::ParseManifest(top.bytes, top.media_type));
     std::string ref = index::ImageRefName(r);
@@ -235,15 +323,7 @@ struct Puller::Impl {
     }
     // An index: the selected children, then the index itself, byte-exact.
     std::string had;
-    std::vector<const index::Descriptor*> selected;
-    for (const auto& child : parsed.manifests) {
-      std::string plat = child.platform ? child.platform->ToString() : "?";
-      if (!IsAttestationOrUnknown(child)) had += (had.empty() ? "" : ", ") + plat;
-      bool want = options.platforms.empty()
-                      ? true
-                      : child.platform && !IsAttestationOrUnknown(child) && Wanted(*child.platform);
-      if (want) selected.push_back(&child);
-    }
+    std::vector<const index::Descriptor*> selected = SelectChildren(parsed, had);
     if (selected.empty()) return NoPlatform(item, had.empty() ? "no platforms" : had);
     for (const auto* child : selected) {
       if (Interrupted()) return Status::Interrupted("interrupted");
@@ -274,6 +354,28 @@ uint64_t Puller::retries() const {
   uint64_t n = 0;
   for (const auto& [name, c] : impl_->clients) n += c->retries();
   return n;
+}
+
+size_t Puller::SkipUpToDate(std::vector<PullItem>& items) {
+  // Light requests: more of them at a time than images are pulled at a time.
+  int jobs = std::clamp(impl_->options.jobs * impl_->options.blob_jobs, 1, 16);
+  PullCounters check;
+  std::atomic<size_t> up_to_date{0};
+  RunImageJobs(items, jobs, check, [&](PullItem& item) -> Status {
+    auto done = impl_->UpToDate(item);
+    if (!done.ok()) return std::move(done).take_status().WithContext("pull " + item.reference.ToString());
+    item.up_to_date = *done;
+    if (*done) up_to_date++;
+    return Status::Ok();
+  });
+  counters_.images_total += up_to_date + check.images_failed;
+  counters_.images_done += up_to_date;
+  counters_.images_failed += check.images_failed;
+  return up_to_date;
+}
+
+void Puller::UseStore(store::Store& store) {
+  impl_->store = &store;
 }
 
 void Puller::Pull(std::vector<PullItem>& items) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,10 @@ struct PullItem {
   // blob already stored, shared with another image's download or resumed from a
   // checkpoint is not teed.
   std::function<std::unique_ptr<BlobTee>(const index::Descriptor&)> tee = nullptr;
+  // Set by Puller::SkipUpToDate: the store already held everything (nothing was written).
+  bool up_to_date = false;
+  // The top-level manifest SkipUpToDate fetched; Pull uses it instead of a second GET.
+  std::optional<FetchedManifest> resolved = std::nullopt;
 };
 
 class Puller {
@@ -68,6 +73,19 @@ class Puller {
   // Pulls every item (its `reference` set); fills in status, digest, platforms and warnings.
   // Thread-safe counters in counters() show progress meanwhile.
   void Pull(std::vector<PullItem>& items);
+
+  // The no-op check, which only reads the store (it may be open read-only): resolves each
+  // item's reference with one manifest GET and marks it up_to_date (status Ok, digest and
+  // platforms filled in) when the store already holds what Pull would store: the tag's ref
+  // names the digest the registry serves now, and every selected manifest and blob is
+  // present. A failed GET sets the item's status (Pull need not try again); any other
+  // item keeps its manifest in `resolved` for Pull. Returns how many are up to date.
+  size_t SkipUpToDate(std::vector<PullItem>& items);
+
+  // Goes on with another handle of the same store (reopened for writing after
+  // SkipUpToDate found work). Not while Pull or SkipUpToDate runs; `store` must outlive
+  // the Puller's use of it.
+  void UseStore(store::Store& store);
 
   const PullCounters& counters() const { return counters_; }
   // Requests, and requests retried after transient failures, over all registries.

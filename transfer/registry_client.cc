@@ -234,7 +234,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest base, const std::string& s
                                           const std::function<void(HttpRequest&)>& prepare, int retries) {
   if (retries < 0) retries = options_.retries;
   bool answered_challenge = false;
-  std::mt19937 rng(std::random_device{}());
+  std::optional<std::mt19937> rng;  // seeded on the first retry (random_device costs a syscall)
   std::string last_problem;
   for (int attempt = 0;;) {
     if (Interrupted()) return Status::Interrupted(base.method + " " + base.url + ": interrupted");
@@ -272,7 +272,8 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest base, const std::string& s
       auto base_ms = options_.backoff.count() * (1LL << std::min(attempt, 10));
       base_ms = std::min<long long>(base_ms, std::chrono::milliseconds(options_.max_backoff).count());
       std::uniform_real_distribution<double> jitter(0.5, 1.5);
-      wait = std::chrono::milliseconds(static_cast<long long>(static_cast<double>(base_ms) * jitter(rng)));
+      if (!rng) rng.emplace(std::random_device{}());
+      wait = std::chrono::milliseconds(static_cast<long long>(static_cast<double>(base_ms) * jitter(*rng)));
     }
     SleepInterruptibly(*wait);
     ++attempt;

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "tests/integration/silo_cli.h"
@@ -168,6 +169,67 @@ TEST_F(PullTest, MissingImagesFailCleanlyAndGoToTheFailedList) {
                                             tmp_ / "f2.txt", "127.0.0.1:1/x/y:1"});
   EXPECT_EQ(down.code, 1);
   EXPECT_NE(down.err.find("giving up after 2 attempt(s)"), std::string::npos) << down.err;
+}
+
+// RocksDB writes a new MANIFEST file each time a store is opened for writing: a re-pull
+// that finds everything stored must leave the same ones.
+std::set<std::string> RocksManifests(const fs::path& store) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(store)) {
+    std::string n = e.path().filename();
+    if (n.starts_with("MANIFEST-")) names.insert(n);
+  }
+  return names;
+}
+
+TEST_F(PullTest, ARepullOpensTheStoreForWritingOnlyWhenATagMovedOrAPlatformIsMissing) {
+  std::string ref = (*refs_)[0];  // a multi-arch index
+  std::string digest = SkopeoDigest(*registry_, ref);
+  // One platform first: a pull of the whole index afterwards is not a no-op.
+  ASSERT_EQ(Silo({"pull", "--platform", "linux/arm64", ref}).code, 0);
+  CliResult full = Silo({"pull", ref});
+  ASSERT_EQ(full.code, 0) << full.err;
+  EXPECT_EQ(full.err.find("blobs: 0 fetched"), std::string::npos) << full.err;
+  EXPECT_NE(Plain({"images", "--json"}).out.find("linux/amd64"), std::string::npos);
+
+  // Everything stored: nothing written, same output and summary as a pull.
+  auto before = RocksManifests(tmp_ / "store");
+  CliResult again = Silo({"pull", ref});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find(digest + " " + ref), std::string::npos) << again.out;
+  EXPECT_NE(again.err.find("1 image(s) pulled, 0 failed; blobs: 0 fetched"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find(" 1 requests"), std::string::npos) << again.err;
+  EXPECT_EQ(RocksManifests(tmp_ / "store"), before);
+
+  // A tag that moves to another image is noticed: pulled, and its ref follows.
+  std::string moving = registry_->host_port() + "/moving/app:1";
+  auto copy = [&](const std::string& from) {
+    std::string out;
+    ASSERT_EQ(RunCommand({"skopeo", "copy", "-q", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+                          "docker://" + from, "docker://" + moving},
+                         &out),
+              0)
+        << out;
+  };
+  copy((*refs_)[1]);
+  ASSERT_EQ(Silo({"pull", moving}).code, 0);
+  EXPECT_EQ(Trim(Plain({"ref", "get", "image/" + moving}).out), SkopeoDigest(*registry_, (*refs_)[1]));
+  before = RocksManifests(tmp_ / "store");
+  copy((*refs_)[2]);
+  CliResult moved = Silo({"pull", moving});
+  ASSERT_EQ(moved.code, 0) << moved.err;
+  std::string now = SkopeoDigest(*registry_, (*refs_)[2]);
+  EXPECT_NE(moved.out.find(now + " " + moving), std::string::npos) << moved.out;
+  EXPECT_EQ(Trim(Plain({"ref", "get", "image/" + moving}).out), now);
+  EXPECT_NE(RocksManifests(tmp_ / "store"), before);
+  EXPECT_EQ(Plain({"fsck"}).code, 0);
+
+  // A dry run of an image not pulled yet lists its blobs and never opens for writing.
+  before = RocksManifests(tmp_ / "store");
+  CliResult dry = Silo({"pull", "--dry-run", (*refs_)[3]});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("  fetch sha256:"), std::string::npos) << dry.out;
+  EXPECT_EQ(RocksManifests(tmp_ / "store"), before);
 }
 
 // A registry whose stored bytes we tamper with.
