@@ -135,6 +135,8 @@ constexpr int kAheadStreams = 4;
 // this I/O thread, as nginx does). Waits for the socket to drain, at most `timeout` each
 // time. Adds what it sent to *sent; false when the client is gone or too slow, or the file
 // shrank.
+// sendfile cannot take MSG_NOSIGNAL: a client gone mid-body raises SIGPIPE, which the
+// process ignores (InstallInterruptHandlers, util/interrupt.h), so the call fails with EPIPE.
 asio::awaitable<bool> SendFileRange(beast::tcp_stream& stream, int fd, uint64_t offset, uint64_t count,
                                     std::chrono::seconds timeout, uint64_t* sent) {
   auto& sock = stream.socket();
