@@ -226,6 +226,13 @@ class Importer {
       }
       refs.emplace_back(img.ref, img);
     }
+    return RecordImages(std::move(refs));
+  }
+
+ private:
+  // Sets each image's ref (none for an untagged one) and lists it in the stats; called
+  // once every blob and manifest of the archive is stored.
+  Status RecordImages(std::vector<std::pair<std::string, ImportedImage>> refs) {
     for (auto& [ref, img] : refs) {
       if (!ref.empty()) {
         SILO_ASSIGN_OR_RETURN(auto d, store::Digest::Parse(img.digest));
@@ -236,7 +243,6 @@ class Importer {
     return Status::Ok();
   }
 
- private:
   void Count(const store::ObjectInfo& info, uint64_t small) {
     if (info.existed) {
       stats_.blobs_present++;
@@ -410,14 +416,7 @@ Status Importer::FinishDocker() {
       refs.emplace_back(index::ImageRefName(*ref), ImportedImage{index::ImageRefName(*ref), tag, digest});
     }
   }
-  for (auto& [ref, img] : refs) {
-    if (!ref.empty()) {
-      SILO_ASSIGN_OR_RETURN(auto d, store::Digest::Parse(img.digest));
-      SILO_TRY(store_.SetRef(ref, d).WithContext("ref " + ref));
-    }
-    stats_.images.push_back(std::move(img));
-  }
-  return Status::Ok();
+  return RecordImages(std::move(refs));
 }
 
 std::vector<std::string> Importer::Names(const std::string& json) {
