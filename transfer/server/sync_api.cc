@@ -43,8 +43,10 @@ std::string OneLine(std::string s) {
   return s;
 }
 
-// Parses digest lines; at most kMaxDigestsPerRequest, SHA-256 only.
-Result<std::vector<store::Digest>> ParseDigests(const std::string& body) {
+// Reads the request body and parses its digest lines; at most kMaxDigestsPerRequest,
+// SHA-256 only.
+Result<std::vector<store::Digest>> PostedDigests(Request& req) {
+  SILO_ASSIGN_OR_RETURN(std::string body, ReadBody(req));
   std::vector<store::Digest> out;
   for (const auto& line : Lines(body)) {
     auto d = store::Digest::Parse(line);
@@ -207,9 +209,7 @@ Response SyncApi::Resolve(Request& req) {
 
 Response SyncApi::Links(Request& req) {
   if (req.method != "POST") return Response::Text(405, "POST only\n");
-  auto body = ReadBody(req);
-  if (!body.ok()) return Error(body.status());
-  auto digests = ParseDigests(*body);
+  auto digests = PostedDigests(req);
   if (!digests.ok()) return Error(digests.status());
   std::string out;
   out.reserve(digests->size() * 80);
@@ -230,9 +230,7 @@ Response SyncApi::Links(Request& req) {
 
 Response SyncApi::Objects(Request& req) {
   if (req.method != "POST") return Response::Text(405, "POST only\n");
-  auto body = ReadBody(req);
-  if (!body.ok()) return Error(body.status());
-  auto digests = ParseDigests(*body);
+  auto digests = PostedDigests(req);
   if (!digests.ok()) return Error(digests.status());
   std::vector<std::pair<store::Digest, uint64_t>> objects;
   for (const auto& d : *digests) {
