@@ -537,27 +537,29 @@ Status ImportArchive(store::Store& store, const std::vector<std::string>& parts,
   return imp.Finish();
 }
 
+// The whole of a small file; nullopt when it does not exist.
+static Result<std::optional<std::string>> ReadFileIfPresent(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Status::FromErrno("open " + path, errno);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat " + path, errno);
+  SILO_ASSIGN_OR_RETURN(auto s, ReadSmall(
+                                    [&](uint8_t* b, size_t n) {
+                                      return ReadFull(fd.get(), {b, n}, path);
+                                    },
+                                    static_cast<uint64_t>(st.st_size), path));
+  return std::optional<std::string>(std::move(s));
+}
+
 Status ImportLayout(store::Store& store, const std::string& dir, const ImageImportOptions& opts,
                     ImageImportStats& stats) {
   Importer imp(store, opts, stats);
-  auto read_file = [&](const std::string& path) -> Result<std::optional<std::string>> {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-      if (errno == ENOENT) return std::optional<std::string>();
-      return Status::FromErrno("open " + path, errno);
-    }
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat " + path, errno);
-    SILO_ASSIGN_OR_RETURN(auto s, ReadSmall(
-                                      [&](uint8_t* b, size_t n) {
-                                        return ReadFull(fd.get(), {b, n}, path);
-                                      },
-                                      static_cast<uint64_t>(st.st_size), path));
-    return std::optional<std::string>(std::move(s));
-  };
-  SILO_ASSIGN_OR_RETURN(auto rec, read_file(dir + "/" + std::string(index::kExportRecordName)));
+  SILO_ASSIGN_OR_RETURN(auto rec, ReadFileIfPresent(dir + "/" + std::string(index::kExportRecordName)));
   if (rec) SILO_TRY(imp.Record(*rec));
-  SILO_ASSIGN_OR_RETURN(auto idx, read_file(dir + "/index.json"));
+  SILO_ASSIGN_OR_RETURN(auto idx, ReadFileIfPresent(dir + "/index.json"));
   if (idx) imp.Index(std::move(*idx));
   std::string blobs = dir + "/blobs/sha256";
   std::vector<std::string> names;
@@ -712,20 +714,11 @@ Result<std::pair<index::ExportRecord, index::ArchiveId>> ReadLayoutRecord(const 
   std::string name = dir;
   while (name.size() > 1 && name.back() == '/') name.pop_back();
   if (size_t slash = name.rfind('/'); slash != std::string::npos) name = name.substr(slash + 1);
-  const std::string path = dir + "/" + std::string(index::kExportRecordName);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.valid()) {
-    struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("stat " + path, errno);
-    SILO_ASSIGN_OR_RETURN(auto json, ReadSmall(
-                                         [&](uint8_t* b, size_t n) {
-                                           return ReadFull(fd.get(), {b, n}, path);
-                                         },
-                                         static_cast<uint64_t>(st.st_size), path));
-    SILO_ASSIGN_OR_RETURN(auto record, index::ParseExportRecord(json).WithContext(dir));
-    return std::make_pair(std::move(record), index::ArchiveId{name, ToHex(Sha256::Of(AsBytes(json)))});
+  SILO_ASSIGN_OR_RETURN(auto json, ReadFileIfPresent(dir + "/" + std::string(index::kExportRecordName)));
+  if (json) {
+    SILO_ASSIGN_OR_RETURN(auto record, index::ParseExportRecord(*json).WithContext(dir));
+    return std::make_pair(std::move(record), index::ArchiveId{name, ToHex(Sha256::Of(AsBytes(*json)))});
   }
-  if (errno != ENOENT) return Status::FromErrno("open " + path, errno);
   if (!Exists(dir + "/index.json")) return Status::NotFound(dir + ": not an OCI layout (no index.json)");
   index::ExportRecord scanned;
   const std::string blobs = dir + "/blobs/sha256";
