@@ -28,9 +28,11 @@ TEST(Crc32c, StandardValues) {
 TEST(Crc32c, MatchesRocksDbImplementation) {
   auto library = reinterpret_cast<ExtendFn>(dlsym(RTLD_NEXT, "_ZN7rocksdb6crc32c6ExtendEjPKcm"));
   ASSERT_NE(library, nullptr) << "librocksdb does not export crc32c::Extend";
-  std::string data = silo::testing::RandomBytes(4096 + 64, 7);
+  // Lengths around the three-lane groups of 3 x 256 and 3 x 4096 bytes, and several groups.
+  std::string data = silo::testing::RandomBytes((1 << 20) + 64, 7);
   for (size_t offset : {0, 1, 3, 7}) {
-    for (size_t n : {0, 1, 7, 8, 23, 24, 25, 100, 4096}) {
+    for (size_t n : {0, 1, 7, 8, 23, 24, 25, 100, 767, 768, 769, 1543, 4096, 12287, 12288, 12289, 13063,
+                     3 * 12288 + 3 * 256 + 11, 1 << 20}) {
       const char* p = data.data() + offset;
       EXPECT_EQ(Crc32cExtend(0, p, n), library(0, p, n)) << "offset " << offset << " n " << n;
       // Extending in two steps equals one pass.
