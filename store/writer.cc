@@ -4,6 +4,7 @@
 #include <deque>
 #include <mutex>
 
+#include "store/hash_lane.h"
 #include "store/rocks.h"
 #include "store/store_impl.h"
 #include "util/interrupt.h"
@@ -105,7 +106,16 @@ class WriterImpl final : public ObjectWriter {
       return Status::Integrity("content is larger than the expected size " + std::to_string(*options_.expected_size));
     }
     total_ += data.size();
-    // Hash and chunk block by block, so each block is still in cache for the second pass.
+    // A large write is hashed whole on the lane while this thread chunks it (two cores);
+    // a small one is hashed and chunked here block by block, so each block is still in
+    // cache for the second pass. The lane hashes in order: a small write waits for it.
+    const bool laned = data.size() >= kLaneAtLeast;
+    if (laned) {
+      if (!lane_) lane_.emplace(&sha256_, sha1_ ? &*sha1_ : nullptr);
+      lane_->Push(data, owner);
+    } else if (lane_) {
+      lane_->Drain();
+    }
     // A chunk that lies wholly inside `data` is hashed and stored straight from it (no
     // copy), and Write waits for those before returning unless `owner` keeps `data` alive;
     // a chunk that began in an earlier call, or continues into the next, is gathered in buf_.
@@ -113,8 +123,10 @@ class WriterImpl final : public ObjectWriter {
     bool borrowed = false;
     for (size_t off = 0; off < data.size();) {
       ByteSpan block = data.subspan(off, std::min<size_t>(kHashBlock, data.size() - off));
-      sha256_.Update(block);
-      if (sha1_) sha1_->Update(block);
+      if (!laned) {
+        sha256_.Update(block);
+        if (sha1_) sha1_->Update(block);
+      }
       for (size_t b = 0; b < block.size();) {
         auto cut = chunker_.FindCut(block.subspan(b));
         if (!cut) break;
@@ -135,6 +147,7 @@ class WriterImpl final : public ObjectWriter {
     }
     Append(data.subspan(start));
     if (borrowed) inflight_.Wait();
+    if (laned && !owner) lane_->Drain();
     SILO_TRY(FirstError());
     if (!options_.resume_key.empty() && dispatched_bytes_ - checkpointed_ >= kCheckpointBytes) return Checkpoint();
     return Status::Ok();
@@ -156,6 +169,7 @@ class WriterImpl final : public ObjectWriter {
     }
     inflight_.Wait();
     SILO_TRY(FirstError());
+    if (lane_) lane_->Drain();
 
     Digest digest = Digest::Sha256(sha256_.Final());
     if (sha1_) {
@@ -356,6 +370,7 @@ class WriterImpl final : public ObjectWriter {
   Chunker chunker_;
   Sha256 sha256_;
   std::optional<Sha1> sha1_;
+  std::optional<HashLane> lane_;  // started by the first large write; after the hashes it feeds
   std::vector<uint8_t> buf_;
   std::deque<Slot> slots_;  // stable addresses: pool tasks fill their own slot
   WaitGroup inflight_;
@@ -367,6 +382,7 @@ class WriterImpl final : public ObjectWriter {
   static constexpr uint64_t kUnloggedAfter = 64 << 20;
   uint64_t checkpointed_ = 0;
   static constexpr size_t kHashBlock = 256 << 10;
+  static constexpr size_t kLaneAtLeast = 1 << 20;
   uint64_t dispatched_bytes_ = 0;
   uint64_t total_ = 0;
   uint64_t new_chunks_ = 0;

@@ -74,6 +74,36 @@ TEST_F(Store, StreamingWritesInOddPiecesGiveTheSameObject) {
   EXPECT_EQ(info->new_chunks, 0u);
 }
 
+TEST_F(Store, LargeWritesHashedOnTheLaneMixWithSmallOnesInOrder) {
+  // Writes of 1 MiB and more are hashed on the writer's lane thread, smaller ones inline;
+  // borrowed and owned, in any mix, the digest and the SHA-1 are those of the whole.
+  std::string data = RandomBytes((9 << 20) + 12345, 21);
+  PutOptions options;
+  options.sha1_alias = true;
+  auto w = store_->NewWriter(options);
+  ASSERT_TRUE(w.ok());
+  const size_t pieces[] = {3 << 20, 100000, 2 << 20, 1, 1 << 20, (1 << 20) - 1, 7};
+  size_t pos = 0;
+  for (size_t i = 0; pos < data.size(); ++i) {
+    size_t n = i < std::size(pieces) ? std::min(pieces[i], data.size() - pos) : data.size() - pos;
+    if (i % 2 == 0) {
+      auto owned = std::make_shared<std::string>(data.substr(pos, n));
+      ASSERT_TRUE((*w)->WriteShared(AsBytes(*owned), owned).ok());
+    } else {
+      ASSERT_TRUE((*w)->Write(AsBytes(std::string_view(data).substr(pos, n))).ok());
+    }
+    pos += n;
+  }
+  auto info = (*w)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->digest, Digest::Sha256(Sha256::Of(AsBytes(data))));
+  Sha1 sha1;
+  sha1.Update(AsBytes(data));
+  ASSERT_TRUE(info->sha1.has_value());
+  EXPECT_EQ(*info->sha1, Digest::Sha1(sha1.Final()));
+  EXPECT_TRUE(MustRead(info->digest) == data);
+}
+
 TEST_F(Store, RangesAtEveryEdge) {
   std::string data = RandomBytes(300000, 7);
   ObjectInfo info = MustPut(data);
