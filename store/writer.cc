@@ -314,7 +314,8 @@ class WriterImpl final : public ObjectWriter {
     inflight_.WaitBelow(2 * store_->pool().size() + 2);
     auto& slot = slots_.emplace_back();
     slot.ref.length = static_cast<uint32_t>(chunk.size());
-    slot.unlogged = dispatched_bytes_ >= kUnloggedAfter;
+    slot.unlogged =
+        dispatched_bytes_ >= kUnloggedAfter || (options_.expected_size && *options_.expected_size >= kUnloggedObjects);
     dispatched_bytes_ += chunk.size();
     store_->AcquireChunkBudget(chunk.size());
     inflight_.Add();
@@ -378,8 +379,11 @@ class WriterImpl final : public ObjectWriter {
   Status first_error_;
   static constexpr uint64_t kCheckpointBytes = 128 << 20;
   // Chunks past this many bytes of one object skip the WAL (one flush before the commit
-  // then costs less than writing every byte twice); smaller objects log everything.
-  static constexpr uint64_t kUnloggedAfter = 64 << 20;
+  // then costs less than writing every byte twice), and so do all chunks of an object
+  // expected to be this large (a pulled blob: its descriptor gives the size). Smaller
+  // objects log everything: a flush per commit would cost them more than the WAL.
+  static constexpr uint64_t kUnloggedAfter = 16 << 20;
+  static constexpr uint64_t kUnloggedObjects = 4 << 20;
   uint64_t checkpointed_ = 0;
   static constexpr size_t kHashBlock = 256 << 10;
   static constexpr size_t kLaneAtLeast = 1 << 20;

@@ -220,7 +220,7 @@ TEST_F(Store, SecondPutOfTheSameContentWritesNoChunk) {
 }
 
 TEST_F(Store, TheUnloggedBulkOfALargeObjectIsConfirmedByItsCommit) {
-  // Past 64 MiB a writer's chunks skip the WAL; the commit flushes and confirms them.
+  // Past 16 MiB a writer's chunks skip the WAL; the commit flushes and confirms them.
   std::string data = RandomBytes(72 << 20, 13);
   ObjectInfo first = MustPut(data);
   Reopen();
@@ -244,7 +244,7 @@ TEST_F(Store, PendingChunksOfAnAbandonedLargeWriteAreNeverDedupedAgainstAndGcSwe
     auto w = store_->NewWriter({});
     ASSERT_TRUE(w.ok());
     ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
-    // destroyed without a commit: the chunks past 64 MiB stay pending
+    // destroyed without a commit: the chunks past 16 MiB stay pending
   }
   Reopen();
   auto fsck = store_->Check({});
@@ -271,6 +271,39 @@ TEST_F(Store, PendingChunksOfAnAbandonedLargeWriteAreNeverDedupedAgainstAndGcSwe
   EXPECT_TRUE(MustRead(kept.digest) == keep);
   EXPECT_EQ(store_->Stat(again.digest).status().code(), Code::kNotFound);  // no ref reached it
   fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+}
+
+TEST_F(Store, AnObjectExpectedToBeLargeSkipsTheWalFromItsFirstChunk) {
+  // 6 MiB with no expected size is logged whole: after an abandoned write its chunks are
+  // confirmed and a second put finds all but the tail the writer still held. With an
+  // expected size of 4 MiB or more
+  // every chunk skips the WAL: abandoned, they stay pending and are written afresh.
+  std::string logged = RandomBytes(6 << 20, 17);
+  std::string bulk = RandomBytes(6 << 20, 18);
+  {
+    auto w = store_->NewWriter({});
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(AsBytes(logged)).ok());
+    PutOptions expect;
+    expect.expected_size = bulk.size();
+    auto b = store_->NewWriter(expect);
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE((*b)->Write(AsBytes(bulk)).ok());
+  }
+  Reopen();
+  ObjectInfo first = MustPut(logged);
+  EXPECT_GE(first.chunk_count, 3u);
+  EXPECT_LE(first.new_chunks, 1u);
+  ObjectInfo again = MustPut(bulk);
+  EXPECT_EQ(again.new_chunks, again.chunk_count);
+  PutOptions expect;
+  expect.expected_size = bulk.size();
+  EXPECT_EQ(MustPut(bulk, expect).new_chunks, 0u);  // committed ones are confirmed
+  Reopen();
+  EXPECT_TRUE(MustRead(again.digest) == bulk);
+  auto fsck = store_->Check({});
   ASSERT_TRUE(fsck.ok());
   EXPECT_TRUE(fsck->clean());
 }
