@@ -155,8 +155,9 @@ class WriterImpl final : public ObjectWriter {
       auto owned = std::make_shared<std::vector<uint8_t>>(std::move(buf_));
       buf_ = std::vector<uint8_t>();
       // An object of one chunk: the chunk's id is the object's digest, already computed
-      // (most files between the inline limit and the average chunk size).
-      Dispatch(*owned, owned, slots_.empty() ? &whole : nullptr);
+      // (most files between the inline limit and the average chunk size). The last chunk
+      // is stored on this thread, which would only wait for the pool otherwise.
+      Dispatch(*owned, owned, slots_.empty() ? &whole : nullptr, /*here=*/true);
     }
     inflight_.Wait();
     SILO_TRY(FirstError());
@@ -299,7 +300,8 @@ class WriterImpl final : public ObjectWriter {
   // Queues one chunk for the pool. `owner` keeps owned bytes alive; null when `chunk`
   // borrows the caller's buffer (the caller then waits before returning). `id`, when
   // given, is the chunk's SHA-256 already known (it must outlive the chunk's task).
-  void Dispatch(ByteSpan chunk, std::shared_ptr<const void> owner, const ChunkId* id = nullptr) {
+  // `here`: store it on the calling thread before returning instead of on the pool.
+  void Dispatch(ByteSpan chunk, std::shared_ptr<const void> owner, const ChunkId* id = nullptr, bool here = false) {
     // Bounded memory: at most a few chunks in flight per writer.
     inflight_.WaitBelow(2 * store_->pool().size() + 2);
     auto& slot = slots_.emplace_back();
@@ -307,6 +309,12 @@ class WriterImpl final : public ObjectWriter {
     slot.unlogged = dispatched_bytes_ >= kUnloggedAfter;
     dispatched_bytes_ += chunk.size();
     store_->AcquireChunkBudget(chunk.size());
+    if (here) {
+      Status s = StoreChunk(chunk, &slot, id);
+      if (!s.ok()) SetError(std::move(s));
+      store_->ReleaseChunkBudget(chunk.size());
+      return;
+    }
     inflight_.Add();
     store_->pool().Submit([this, &slot, chunk, id, owner = std::move(owner)] {
       Status s = StoreChunk(chunk, &slot, id);
