@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -157,20 +158,31 @@ EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level) {
   thread_local std::unique_ptr<ZSTD_CCtx, ZstdCCtxDeleter> cctx(ZSTD_createCCtx());
   EncodedChunk out;
   if (zstd_level != 0 && raw.size() >= 4096) {
-    // Probe a sample first so incompressible data (gzip layers) costs little.
-    size_t sample = std::min<size_t>(raw.size(), 64 * 1024);
-    std::string probe(ZSTD_compressBound(sample), '\0');
-    size_t n = ZSTD_compressCCtx(cctx.get(), probe.data(), probe.size(), raw.data(), sample, zstd_level);
-    if (!ZSTD_isError(n) && n < sample - sample / 8) {
-      out.compressed.resize(ZSTD_compressBound(raw.size()));
-      size_t c = ZSTD_compressCCtx(cctx.get(), out.compressed.data(), out.compressed.size(), raw.data(), raw.size(),
-                                   zstd_level);
-      if (!ZSTD_isError(c) && c < raw.size() - raw.size() / 8) {
-        out.compressed.resize(c);
-        out.is_compressed = true;
-      } else {
-        out.compressed.clear();
-      }
+    // One streamed frame: the first 64 KiB are compressed and flushed as a probe, so
+    // incompressible data (gzip layers, media) costs little, and compressible data goes on
+    // in the same frame without compressing the probe's bytes twice (most chunks of a tree
+    // of small files are under 64 KiB: the probe is the whole chunk).
+    ZSTD_CCtx* c = cctx.get();
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, zstd_level);
+    ZSTD_CCtx_setPledgedSrcSize(c, raw.size());
+    const size_t sample = std::min<size_t>(raw.size(), 64 * 1024);
+    out.compressed.resize(ZSTD_compressBound(raw.size()));
+    ZSTD_outBuffer dst{out.compressed.data(), out.compressed.size(), 0};
+    ZSTD_inBuffer src{raw.data(), sample, 0};
+    // With room for the whole bound, each call consumes all input and ends with 0 left.
+    size_t left = ZSTD_compressStream2(c, &dst, &src, sample == raw.size() ? ZSTD_e_end : ZSTD_e_flush);
+    bool worth = !ZSTD_isError(left) && left == 0 && dst.pos < sample - sample / 8;
+    if (worth && sample < raw.size()) {
+      src = ZSTD_inBuffer{raw.data(), raw.size(), sample};
+      left = ZSTD_compressStream2(c, &dst, &src, ZSTD_e_end);
+      worth = !ZSTD_isError(left) && left == 0 && src.pos == raw.size();
+    }
+    if (worth && dst.pos < raw.size() - raw.size() / 8) {
+      out.compressed.resize(dst.pos);
+      out.is_compressed = true;
+    } else {
+      out.compressed.clear();
     }
   }
   out.header.push_back(static_cast<char>(out.is_compressed ? ChunkCodec::kZstd : ChunkCodec::kRaw));

@@ -145,7 +145,29 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
     // these). A setting of the files written from now on; older files stay readable.
     if (i == kObjects) {
       o.compression = rocksdb::kZSTD;
-      o.compression_opts.level = 1;  // compactions rewrite these often: the fast level
+      // Level 3 over 16 KiB blocks with a 64 KiB dictionary sampled from each output file
+      // (no training: cheap): small files share a block and their common words, which
+      // keeps a tree of many small text files about 7% smaller than level 1 over 4 KiB
+      // blocks for a similar CPU cost (measured on /usr/share + /usr/include).
+      o.compression_opts.level = 3;
+      o.compression_opts.max_dict_bytes = 64 << 10;
+      o.compression_opts.zstd_max_train_bytes = 0;
+      // The sample comes from the first 4 MiB of an output file (unlimited, RocksDB would
+      // hold a whole output file's blocks in memory before compressing any).
+      o.compression_opts.max_dict_buffer_bytes = 4 << 20;
+      rocksdb::BlockBasedTableOptions t = *o.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+      t.block_size = 16 << 10;
+      // Keep each table's index, filter and dictionary in the cache: a restore of many
+      // small files reads records all over the family, and a dictionary evicted is a
+      // dictionary read and digested again.
+      t.metadata_cache_options.unpartitioned_pinning = rocksdb::PinningTier::kAll;
+      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+      // A bulk load (a cold snapshot of many small files) flushes this family often, and
+      // each L0-to-L1 compaction rewrites all of L1: compact after 8 flushes, not 4.
+      o.level0_file_num_compaction_trigger = 8;
+    } else if (i == kIndex) {
+      o.compression = rocksdb::kZSTD;  // the stat caches: about a tenth smaller than LZ4
+      o.compression_opts.level = 1;
     }
     descs.emplace_back(kCfNames[i], o);
   }

@@ -159,19 +159,23 @@ class WriterImpl final : public ObjectWriter {
     committed_ = true;
     ObjectRecord rec;
     rec.size = total_;
+    const std::array<uint8_t, 32> whole = sha256_.Final();
+    Digest digest = Digest::Sha256(whole);
     if (slots_.empty() && buf_.size() <= store_->inline_max()) {
       rec.inlined = true;
       rec.inline_data.assign(reinterpret_cast<const char*>(buf_.data()), buf_.size());
     } else if (!buf_.empty()) {
       auto owned = std::make_shared<std::vector<uint8_t>>(std::move(buf_));
       buf_ = std::vector<uint8_t>();
-      Dispatch(*owned, owned);
+      // An object of one chunk: the chunk's id is the object's digest, already computed
+      // (most files between the inline limit and the average chunk size). The last chunk
+      // is stored on this thread, which would only wait for the pool otherwise.
+      Dispatch(*owned, owned, slots_.empty() ? &whole : nullptr, /*here=*/true);
     }
     inflight_.Wait();
     SILO_TRY(FirstError());
     if (lane_) lane_->Drain();
 
-    Digest digest = Digest::Sha256(sha256_.Final());
     if (sha1_) {
       rec.has_sha1 = true;
       rec.sha1 = sha1_->Final();
@@ -308,8 +312,10 @@ class WriterImpl final : public ObjectWriter {
   }
 
   // Queues one chunk for the pool. `owner` keeps owned bytes alive; null when `chunk`
-  // borrows the caller's buffer (the caller then waits before returning).
-  void Dispatch(ByteSpan chunk, std::shared_ptr<const void> owner) {
+  // borrows the caller's buffer (the caller then waits before returning). `id`, when
+  // given, is the chunk's SHA-256 already known (it must outlive the chunk's task).
+  // `here`: store it on the calling thread before returning instead of on the pool.
+  void Dispatch(ByteSpan chunk, std::shared_ptr<const void> owner, const ChunkId* id = nullptr, bool here = false) {
     // Bounded memory: at most a few chunks in flight per writer.
     inflight_.WaitBelow(2 * store_->pool().size() + 2);
     auto& slot = slots_.emplace_back();
@@ -318,9 +324,15 @@ class WriterImpl final : public ObjectWriter {
         dispatched_bytes_ >= kUnloggedAfter || (options_.expected_size && *options_.expected_size >= kUnloggedObjects);
     dispatched_bytes_ += chunk.size();
     store_->AcquireChunkBudget(chunk.size());
+    if (here) {
+      Status s = StoreChunk(chunk, &slot, id);
+      if (!s.ok()) SetError(std::move(s));
+      store_->ReleaseChunkBudget(chunk.size());
+      return;
+    }
     inflight_.Add();
-    store_->pool().Submit([this, &slot, chunk, owner = std::move(owner)] {
-      Status s = StoreChunk(chunk, &slot);
+    store_->pool().Submit([this, &slot, chunk, id, owner = std::move(owner)] {
+      Status s = StoreChunk(chunk, &slot, id);
       if (!s.ok()) SetError(std::move(s));
       store_->ReleaseChunkBudget(chunk.size());
       inflight_.Done();
@@ -328,8 +340,8 @@ class WriterImpl final : public ObjectWriter {
   }
 
   // Runs on the pool.
-  Status StoreChunk(ByteSpan data, Slot* slot) {
-    slot->ref.id = Sha256::Of(data);
+  Status StoreChunk(ByteSpan data, Slot* slot, const ChunkId* id) {
+    slot->ref.id = id ? *id : Sha256::Of(data);
     std::string key(KeyOf(slot->ref.id));
     store_->barrier().PinChunk(key);
     slot->pinned = true;

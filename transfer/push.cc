@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -86,6 +87,15 @@ struct Pusher::Impl {
   std::map<std::string, std::set<std::string>> known;
   // Blobs being uploaded right now, so concurrent images share one upload.
   SingleFlight inflight;  // blob digests being uploaded
+  // Manifest PUTs go one at a time per repository, and a manifest known to be in a
+  // repository (put or found by this push) is not put again. The CNCF registry rewrites a
+  // manifest's link file in place (truncate, then write) on every PUT of it, and an index
+  // PUT reads its children's links to check they exist: a child PUT racing its index's PUT
+  // in one repository (the same image under two tags, pushed at once) made the registry
+  // read an empty link and answer 400 DIGEST_INVALID. Manifests are small; serializing
+  // them per repository costs little, and repositories still go in parallel.
+  std::map<std::string, std::unique_ptr<std::mutex>> manifest_locks;  // under known_mu
+  std::set<std::string> known_manifests;                              // "repo@digest", under known_mu
 
   Impl(store::Store& s, PushDestination d, PushOptions o, PushCounters& c)
       : store(s), dest(std::move(d)), options(std::move(o)), counters(c), client(dest.registry, [&] {
@@ -232,17 +242,46 @@ struct Pusher::Impl {
     return first;
   }
 
-  // PUTs a manifest unless the repository already has it.
+  std::mutex& ManifestLock(const std::string& repo) {
+    std::lock_guard lock(known_mu);
+    auto& m = manifest_locks[repo];
+    if (!m) m = std::make_unique<std::mutex>();
+    return *m;
+  }
+  bool KnownManifest(const std::string& repo, const std::string& digest) {
+    std::lock_guard lock(known_mu);
+    return known_manifests.contains(repo + "@" + digest);
+  }
+  void RememberManifest(const std::string& repo, const std::string& digest) {
+    std::lock_guard lock(known_mu);
+    known_manifests.insert(repo + "@" + digest);
+  }
+
+  // PUTs a manifest unless the repository already has it under `reference` (a child put by
+  // digest that this push already put or found is not asked about again).
   Status PutManifest(const std::string& repo, const std::string& reference, const std::string& digest,
                      const std::string& bytes, const std::string& media_type) {
+    std::lock_guard put_lock(ManifestLock(repo));
+    if (reference == digest && KnownManifest(repo, digest)) {
+      counters.manifests_present++;
+      return Status::Ok();
+    }
     SILO_ASSIGN_OR_RETURN(auto there, client.ManifestDigest(repo, reference));
     if (there && *there == digest) {
       counters.manifests_present++;
+      RememberManifest(repo, digest);
       return Status::Ok();
     }
     SILO_TRY(client.PutManifest(repo, reference, bytes, media_type));
     counters.manifests_put++;
+    RememberManifest(repo, digest);
     return Status::Ok();
+  }
+  // A PUT without the check, in the repository's turn (the sparse-index fallbacks).
+  Status PutManifestNow(const std::string& repo, const std::string& reference, const std::string& bytes,
+                        const std::string& media_type) {
+    std::lock_guard put_lock(ManifestLock(repo));
+    return client.PutManifest(repo, reference, bytes, media_type);
   }
 
   Status PushOne(PushItem& item) {
@@ -280,7 +319,7 @@ struct Pusher::Impl {
     if (!graph.partial()) return PutManifest(repo, top_ref, top_digest, top.bytes, top.media_type);
     // A partial index: the original when the registry accepts it sparse, else one rebuilt
     // from the children present.
-    Status s = client.PutManifest(repo, top_ref, top.bytes, top.media_type);
+    Status s = PutManifestNow(repo, top_ref, top.bytes, top.media_type);
     if (s.ok()) {
       counters.manifests_put++;
       item.warnings.push_back("pushed the original index with " + std::to_string(graph.absent_children.size()) +
@@ -296,7 +335,7 @@ struct Pusher::Impl {
     }
     std::string rebuilt = BuildIndex(top.media_type, present);
     std::string digest = "sha256:" + ToHex(Sha256::Of(AsBytes(rebuilt)));
-    SILO_TRY(client.PutManifest(repo, top_ref, rebuilt, top.media_type));
+    SILO_TRY(PutManifestNow(repo, top_ref, rebuilt, top.media_type));
     counters.manifests_put++;
     item.digest = digest;
     item.rebuilt = true;

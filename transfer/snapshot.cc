@@ -595,7 +595,8 @@ class Scanner {
     // What the directory's view recorded must be what is read, or the view cannot vouch
     // for the tree next time.
     bool as_scanned = SameVersion(before, scanned);
-    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    // Read-ahead advice pays only for files longer than one read.
+    if (before.st_size > static_cast<off_t>(kReadBuffer)) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     thread_local std::vector<uint8_t> buf(kReadBuffer);
     store::PutOptions opts;
     opts.sha1_alias = true;
@@ -616,6 +617,9 @@ class Scanner {
         bytes_read_ += static_cast<uint64_t>(n);
         if (req_.progress) req_.progress->Add(static_cast<uint64_t>(n));
         if (req_.after_read_block) req_.after_read_block(what, off);
+        // At the size the stat gave, no read to see the end: a file that grew meanwhile
+        // has a new size or mtime, which the stat below sees (and the file is read again).
+        if (before.st_size > 0 && off == static_cast<uint64_t>(before.st_size)) break;
       }
       struct stat after {};
       if (::fstat(fd.get(), &after) != 0) return Status::FromErrno("stat " + what, errno);

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <thread>
 
 #include "tests/integration/silo_cli.h"
+#include "tests/support/fault_proxy.h"
 #include "tests/support/imagegen.h"
 #include "tests/support/process.h"
 #include "tests/support/registry.h"
@@ -334,6 +336,37 @@ TEST_F(PushTest, MirrorSkipsImagesTheDestinationHasAndTransfersTheRest) {
   CliResult third = Silo({"mirror", "-f", ListFile(*refs_), dest_->host_port() + "/m"});
   ASSERT_EQ(third.code, 0) << third.err;
   EXPECT_EQ(CountRequests(*source_, mark, "GET", "/v2/"), 0u);
+}
+
+// One image under two tags of one repository, pushed at once: each child manifest is PUT
+// once. The CNCF registry rewrites a manifest's link file in place on every PUT of it, so a
+// second PUT of a child racing the other tag's index PUT (which reads that link to check
+// the child) could make the registry answer 400 DIGEST_INVALID; this is the flaky
+// DIGEST_INVALID the mirror test met. A proxy holds each PUT by digest for 1.5 s, so
+// without the per-repository ordering both images find the child absent and PUT it.
+TEST_F(PushTest, ConcurrentPushesOfOneImageUnderTwoTagsPutEachChildManifestOnce) {
+  StartDest();
+  std::vector<std::string> two;
+  for (const auto& r : *refs_) {
+    if (r.ends_with("/apps/python-app:1.0") || r.ends_with("/apps/python-app:latest")) two.push_back(r);
+  }
+  ASSERT_EQ(two.size(), 2u);
+  ASSERT_EQ(SkopeoDigest(*source_, two[0]), SkopeoDigest(*source_, two[1]));
+  ASSERT_EQ(Silo({"pull", two[0], two[1]}).code, 0);
+  FaultProxy proxy(tmp_ / "proxy", dest_->url(),
+                   {"--delay-ms", "1500", "--methods", "PUT", "--path-regex", "/manifests/sha256:"});
+  CliResult r = Silo({"push", "--plain-http", proxy.host_port(), "-j", "2", two[0], two[1], proxy.host_port()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::map<std::string, int> puts;  // child manifest digest -> PUTs
+  for (const auto& line : proxy.Log()) {
+    size_t at = line.find(" PUT /v2/apps/python-app/manifests/sha256:");
+    if (at == std::string::npos) continue;
+    size_t d = line.find("sha256:", at);
+    puts[line.substr(d, line.find(' ', d) - d)]++;
+  }
+  EXPECT_EQ(puts.size(), 2u) << "expected the amd64 and arm64 manifests";
+  for (const auto& [digest, n] : puts) EXPECT_EQ(n, 1) << digest;
+  for (const auto& ref : two) EXPECT_EQ(SkopeoDigest(*dest_, Dest(ref)), SkopeoDigest(*source_, ref));
 }
 
 // Release mode: the release image and every component it names (by digest) go to the

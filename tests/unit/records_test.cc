@@ -65,5 +65,38 @@ TEST(ChunkCodec, CompressesWhenWorthItAndDetectsDamage) {
   EXPECT_EQ(DecodeChunk("abc", &out).code(), Code::kIntegrity);
 }
 
+// The probe (the first 64 KiB, flushed) and the rest form one zstd frame: every size
+// around the probe's edge round-trips; a compressible tail behind an incompressible head
+// is stored raw (the probe decides), and a compressible head with a random tail is
+// compressed only when the whole still saves an eighth.
+TEST(ChunkCodec, TheProbeAndTheRestMakeOneFrameAtEverySize) {
+  std::string text;
+  while (text.size() < 300000) text += "pack my box with five dozen liquor jugs " + std::to_string(text.size()) + "\n";
+  for (size_t n :
+       {size_t{4095}, size_t{4096}, size_t{65535}, size_t{65536}, size_t{65537}, size_t{131072}, size_t{300000}}) {
+    for (int level : {1, 3, 9}) {
+      std::string raw = text.substr(0, n);
+      EncodedChunk enc = EncodeChunk(AsBytes(raw), level);
+      EXPECT_EQ(enc.is_compressed, n >= 4096) << n << " at level " << level;
+      if (enc.is_compressed) {
+        EXPECT_LT(enc.compressed.size(), raw.size() / 2) << n;
+      }
+      std::string out;
+      ASSERT_TRUE(DecodeChunk(enc.header + (enc.is_compressed ? enc.compressed : raw), &out).ok()) << n;
+      EXPECT_EQ(out, raw) << n << " at level " << level;
+    }
+  }
+  std::string random_head = testing::RandomBytes(65536, 3) + text.substr(0, 200000);
+  EXPECT_FALSE(EncodeChunk(AsBytes(random_head), 3).is_compressed);
+  std::string random_tail = text.substr(0, 65536) + testing::RandomBytes(600000, 4);
+  EXPECT_FALSE(EncodeChunk(AsBytes(random_tail), 3).is_compressed);
+  std::string mostly_text = text.substr(0, 200000) + testing::RandomBytes(20000, 5);
+  EncodedChunk enc = EncodeChunk(AsBytes(mostly_text), 3);
+  ASSERT_TRUE(enc.is_compressed);
+  std::string out;
+  ASSERT_TRUE(DecodeChunk(enc.header + enc.compressed, &out).ok());
+  EXPECT_EQ(out, mostly_text);
+}
+
 }  // namespace
 }  // namespace silo::store

@@ -219,6 +219,25 @@ TEST_F(Store, SecondPutOfTheSameContentWritesNoChunk) {
   EXPECT_EQ(after->objects, before->objects);
 }
 
+// An object of one chunk names its chunk by its own digest (computed once, not hashed again
+// on the pool): fsck re-hashes every chunk against its id.
+TEST_F(Store, AnObjectOfOneChunkIsStoredUnderItsOwnDigest) {
+  const auto& p = store_->chunk_params();
+  for (size_t n : {size_t{1025}, size_t{p.min_size - 1}, size_t{p.min_size}}) {
+    std::string data = RandomBytes(n, n + 3);
+    ObjectInfo info = MustPut(data);
+    EXPECT_FALSE(info.inlined) << n;
+    EXPECT_EQ(info.chunk_count, 1u) << n;
+    EXPECT_EQ(info.new_chunks, 1u) << n;
+    EXPECT_EQ(info.digest, Digest::Sha256(Sha256::Of(AsBytes(data)))) << n;
+    EXPECT_TRUE(MustRead(info.digest) == data) << n;
+  }
+  auto fsck = store_->Check({});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_TRUE(fsck->clean());
+  EXPECT_EQ(fsck->chunks_checked, 3u);
+}
+
 TEST_F(Store, TheUnloggedBulkOfALargeObjectIsConfirmedByItsCommit) {
   // Past 16 MiB a writer's chunks skip the WAL; the commit flushes and confirms them.
   std::string data = RandomBytes(72 << 20, 13);
