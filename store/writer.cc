@@ -159,6 +159,7 @@ class WriterImpl final : public ObjectWriter {
     committed_ = true;
     ObjectRecord rec;
     rec.size = total_;
+    if (lane_) lane_->Drain();  // the digest is whole once the lane has hashed everything
     const std::array<uint8_t, 32> whole = sha256_.Final();
     Digest digest = Digest::Sha256(whole);
     if (slots_.empty() && buf_.size() <= store_->inline_max()) {
@@ -174,7 +175,6 @@ class WriterImpl final : public ObjectWriter {
     }
     inflight_.Wait();
     SILO_TRY(FirstError());
-    if (lane_) lane_->Drain();
 
     if (sha1_) {
       rec.has_sha1 = true;
