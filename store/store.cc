@@ -176,6 +176,7 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   }
   SILO_TRY(s->InitMeta(options, !is_db).WithContext(ctx));
   s->pool_ = std::make_unique<ThreadPool>(options.threads);
+  if (options.chunk_cache_bytes > 0) s->chunk_cache_ = std::make_unique<ChunkCache>(options.chunk_cache_bytes);
   return std::unique_ptr<Store>(std::move(s));
 }
 
@@ -255,6 +256,20 @@ Status StoreImpl::ReadChunkView(const ChunkId& id, rocksdb::PinnableSlice* pin, 
   if (rs.IsCorruption()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
   if (!rs.ok()) return Status::IO("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
   return DecodeChunkView(pin->ToStringView(), scratch, out).WithContext("chunk " + ToHex(id).substr(0, 12));
+}
+
+Result<std::shared_ptr<const ChunkBytes>> StoreImpl::ReadCachedChunk(const ChunkId& id) {
+  if (!chunk_cache_) return std::shared_ptr<const ChunkBytes>();
+  if (auto hit = chunk_cache_->Lookup(id)) return hit;
+  auto bytes = std::make_unique<ChunkBytes>();
+  SILO_TRY(ReadChunkView(id, &bytes->pin, &bytes->scratch, &bytes->view));
+  // A decompressed chunk no longer needs its stored form (Reset would keep the buffer).
+  if (bytes->view.data() == bytes->scratch.data()) bytes->pin = rocksdb::PinnableSlice();
+  return chunk_cache_->Insert(id, std::move(bytes));
+}
+
+ChunkCacheStats StoreImpl::chunk_cache_stats() const {
+  return chunk_cache_ ? chunk_cache_->stats() : ChunkCacheStats{};
 }
 
 Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {
