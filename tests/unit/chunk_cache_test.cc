@@ -90,6 +90,27 @@ TEST_F(ChunkCache, AHitServesWithoutReadingTheStoreAgain) {
   EXPECT_EQ(reopened.status().code(), Code::kIntegrity);
 }
 
+TEST_F(ChunkCache, CompressedChunksAreCachedDecoded) {
+  std::string data;
+  for (int i = 0; data.size() < (1 << 20); ++i)
+    data += "line " + std::to_string(i) + " of a compressible text\n";
+  ObjectInfo info = MustPut(data);
+  auto stats = store_->Stats();
+  ASSERT_TRUE(stats.ok());
+  ASSERT_LT(stats->stored_bytes, data.size() / 2) << "the chunks should be stored compressed";
+  Reopen();
+  for (int round = 0; round < 2; ++round) {
+    auto got = ReadPieces(*store_, info.digest);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_TRUE(*got == data) << "round " << round;
+  }
+  auto st = store_->chunk_cache_stats();
+  EXPECT_EQ(st.misses, info.chunk_count);
+  EXPECT_EQ(st.hits, info.chunk_count);
+  // The decoded bytes are held (and charged), not the stored ones.
+  EXPECT_GE(st.usage, data.size());
+}
+
 TEST_F(ChunkCache, ADamagedChunkFailsEveryReadAndIsNeverCached) {
   std::string data = RandomBytes(400000, 3);
   ObjectInfo info = MustPut(data);
