@@ -1,7 +1,6 @@
 // silo serve: the store over HTTP (registry API, /metrics, /healthz); serve stop|status|restart.
 #include <malloc.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -157,12 +156,6 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 64 << 20);
   ::mallopt(M_ARENA_MAX, 4);
-  // The chunk cache keeps each cached chunk in a memfd: allow as many descriptors as the
-  // hard limit does (the cache takes at most half of them).
-  if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
 
   store::OpenOptions oo;
   auto cache_bytes = ParseSize(a.chunk_cache_size);

@@ -20,31 +20,19 @@
 #include <string>
 #include <string_view>
 
-#include "store/piece_file.h"
 #include "store/records.h"
 #include "store/store.h"
-#include "util/fd.h"
 
 namespace silo::store {
 
 // One chunk's bytes as loaded: a raw chunk is `pin` (RocksDB's value, after the header), a
-// compressed one was decompressed into `scratch`; `view` is the bytes either way. Once in
-// the cache, the bytes live in a memfd (`file`) mapped read-only at `view`, so a server can
-// sendfile(2) them without a copy through user space; on the heap if that failed.
+// compressed one was decompressed into `scratch`; `view` is the bytes either way.
 struct ChunkBytes {
   rocksdb::PinnableSlice pin;
   std::string scratch;
   std::string_view view;
-  Fd file;  // the memfd, or none
-  void* map = nullptr;
-  size_t map_len = 0;
-
-  ChunkBytes() = default;
-  ChunkBytes(const ChunkBytes&) = delete;
-  ChunkBytes& operator=(const ChunkBytes&) = delete;
-  ~ChunkBytes();
   // The memory this holds (what the cache charges for it).
-  size_t footprint() const { return map ? map_len : pin.size() + scratch.capacity(); }
+  size_t footprint() const { return pin.size() + scratch.capacity(); }
 };
 
 class ChunkCache {

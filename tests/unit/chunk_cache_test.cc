@@ -1,13 +1,10 @@
 // The store's chunk cache (OpenOptions::chunk_cache_bytes) against a real RocksDB: hits
 // skip the store, only verified bytes go in, the charge stays under the bound, and pieces
 // outlive both eviction and the store.
-#include <unistd.h>
-
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "store/piece_file.h"
 #include "tests/support/store_test.h"
 
 namespace silo::store {
@@ -50,11 +47,6 @@ TEST_F(ChunkCache, AStoreWithoutOneReportsNoCache) {
   auto got = ReadPieces(*store_, info.digest);
   ASSERT_TRUE(got.ok()) << got.status().message();
   EXPECT_TRUE(*got == data);
-  auto reader = store_->NewReader(info.digest);
-  ASSERT_TRUE(reader.ok());
-  auto piece = (*reader)->ReadPiece(1 << 20);
-  ASSERT_TRUE(piece.ok());
-  EXPECT_FALSE(FileOfPiece(*piece)) << "only cached chunks live in files";
   auto st = store_->chunk_cache_stats();
   EXPECT_EQ(st.capacity, 0u);
   EXPECT_EQ(st.hits + st.misses, 0u);
@@ -98,49 +90,10 @@ TEST_F(ChunkCache, AHitServesWithoutReadingTheStoreAgain) {
   EXPECT_EQ(reopened.status().code(), Code::kIntegrity);
 }
 
-// Cached chunks live in memfds, so a server can sendfile a piece: the file holds exactly
-// the piece's bytes at the offset given, and stays readable while the piece lives.
-TEST_F(ChunkCache, ACachedPieceIsAlsoAFileWithTheSameBytes) {
-  options_.chunk_cache_bytes = 256 << 10;
-  Reopen();
-  std::string data = RandomBytes(300000, 4);
-  std::string other = RandomBytes(2 << 20, 5);
-  ObjectInfo info = MustPut(data);
-  ObjectInfo oinfo = MustPut(other);
-  auto reader = store_->NewReader(info.digest);
-  ASSERT_TRUE(reader.ok());
-  ASSERT_TRUE((*reader)->Seek(1000).ok());
-  std::vector<ObjectPiece> pieces;
-  for (int i = 0; i < 3; ++i) {
-    auto p = (*reader)->ReadPiece(5000);
-    ASSERT_TRUE(p.ok());
-    pieces.push_back(*p);
-  }
-  reader->reset();
-  ASSERT_TRUE(ReadPieces(*store_, oinfo.digest).ok());  // evicts all that nothing holds
-  uint64_t at = 1000;
-  for (const auto& p : pieces) {
-    auto file = FileOfPiece(p);
-    ASSERT_TRUE(file);
-    std::string back(p.bytes.size(), '\0');
-    ASSERT_EQ(::pread(file->fd, back.data(), back.size(), static_cast<off_t>(file->offset)),
-              static_cast<ssize_t>(back.size()));
-    EXPECT_EQ(back, data.substr(at, p.bytes.size()));
-    EXPECT_EQ(p.bytes, back);
-    at += p.bytes.size();
-  }
-  // An inline object's piece is a copy, with no file.
-  ObjectInfo small = MustPut("tiny");
-  auto sr = store_->NewReader(small.digest);
-  ASSERT_TRUE(sr.ok());
-  auto sp = (*sr)->ReadPiece(100);
-  ASSERT_TRUE(sp.ok());
-  EXPECT_FALSE(FileOfPiece(*sp));
-}
-
 TEST_F(ChunkCache, CompressedChunksAreCachedDecoded) {
   std::string data;
-  for (int i = 0; data.size() < (1 << 20); ++i) data += "line " + std::to_string(i) + " of a compressible text\n";
+  for (int i = 0; data.size() < (1 << 20); ++i)
+    data += "line " + std::to_string(i) + " of a compressible text\n";
   ObjectInfo info = MustPut(data);
   auto stats = store_->Stats();
   ASSERT_TRUE(stats.ok());

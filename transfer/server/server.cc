@@ -25,7 +25,6 @@
 #include <thread>
 #include <utility>  // before Asio: GCC 12 with Boost 1.74's coroutine support needs it
 
-#include "store/piece_file.h"
 #include "transfer/server/access_log.h"
 #include "transfer/server/body_feed.h"
 #include "transfer/server/metrics.h"
@@ -179,42 +178,6 @@ asio::awaitable<bool> SendFileRange(beast::tcp_stream& stream, int fd, uint64_t 
   }
   *live = false;
   co_return ok;
-}
-
-// Sends pieces of a body in order: over plain TCP a piece the chunk cache keeps in a file
-// goes out by sendfile (as the CNCF registry sends its blob files), the others in gather
-// writes. Adds what it sent to *sent; false when the client is gone or too slow.
-template <class Stream>
-asio::awaitable<bool> SendPieces(Stream& stream, const std::vector<store::ObjectPiece>& pieces,
-                                 std::chrono::seconds timeout, uint64_t* sent) {
-  std::vector<asio::const_buffer> buffers;
-  size_t i = 0;
-  while (i < pieces.size()) {
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-      if (auto file = store::FileOfPiece(pieces[i])) {
-        if (!co_await SendFileRange(stream, file->fd, file->offset, pieces[i].bytes.size(), timeout, sent)) {
-          co_return false;
-        }
-        ++i;
-        continue;
-      }
-    }
-    buffers.clear();
-    uint64_t n = 0;
-    for (; i < pieces.size(); ++i) {
-      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-        if (store::FileOfPiece(pieces[i])) break;
-      }
-      buffers.emplace_back(pieces[i].bytes.data(), pieces[i].bytes.size());
-      n += pieces[i].bytes.size();
-    }
-    boost::system::error_code ec;
-    beast::get_lowest_layer(stream).expires_after(timeout);
-    co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return false;
-    *sent += n;
-  }
-  co_return true;
 }
 
 struct Server::Impl {
@@ -612,6 +575,7 @@ asio::awaitable<bool> Server::Impl::Serve(Stream& stream, beast::flat_buffer& bu
         uint64_t ahead = ++object_streams <= kAheadStreams ? kAheadFew : kAheadMany;
         auto feed = BodyFeed::Start(std::move(res), first, count, ahead, pool, co_await asio::this_coro::executor);
         std::vector<store::ObjectPiece> pieces;
+        std::vector<asio::const_buffer> buffers;
         while (ok) {
           pieces.clear();
           Status got = co_await feed->Take(&pieces);
@@ -619,12 +583,20 @@ asio::awaitable<bool> Server::Impl::Serve(Stream& stream, beast::flat_buffer& bu
             ok = got.ok();  // complete, or cut short: the client sees a short body
             break;
           }
-          uint64_t before = sent;
-          if (!co_await SendPieces(stream, pieces, options.io_timeout, &sent)) {
+          buffers.clear();
+          uint64_t n = 0;
+          for (const auto& p : pieces) {
+            buffers.emplace_back(p.bytes.data(), p.bytes.size());
+            n += p.bytes.size();
+          }
+          beast::get_lowest_layer(stream).expires_after(options.io_timeout);
+          co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) {
             ok = false;
             break;
           }
-          feed->Sent(sent - before);
+          sent += n;
+          feed->Sent(n);
         }
         feed->Stop();
         --object_streams;
