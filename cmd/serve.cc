@@ -30,7 +30,7 @@ struct ServeArgs {
   std::string access_log;
   std::string log;
   bool daemon = false;
-  int io_threads = 2;
+  int io_threads = 1;
   int threads = 32;
   std::string chunk_cache_size = "256M";
   uint32_t max_header = 16 * 1024;
@@ -271,7 +271,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   sub->add_option("--access-log", a->access_log, "Access log: a file, - for stdout, off (default: stderr)");
   sub->add_option("--log", a->log, "With --daemon: where output goes (default STORE/serve.log)");
   sub->add_flag("--daemon", a->daemon, "Run in the background (pidfile STORE/serve.pid)");
-  sub->add_option("--io-threads", a->io_threads, "Threads doing network I/O")->capture_default_str();
+  sub->add_option(
+         "--io-threads", a->io_threads,
+         "Threads doing network I/O (one keeps a 2-core host fastest: a second hands completions between cores)")
+      ->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads serving requests (store and disk reads)")->capture_default_str();
   sub->add_option("--chunk-cache-size", a->chunk_cache_size,
                   "Memory for verified chunks shared by all responses (a hot blob is read from the store "
