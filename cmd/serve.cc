@@ -30,8 +30,9 @@ struct ServeArgs {
   std::string access_log;
   std::string log;
   bool daemon = false;
-  int io_threads = 2;
+  int io_threads = 1;
   int threads = 32;
+  std::string chunk_cache_size = "256M";
   uint32_t max_header = 16 * 1024;
   std::string grace = "10s";
   std::string stop_timeout = "30s";
@@ -82,6 +83,21 @@ Status SetUpProxy(const ServeArgs& a, server::Upstreams* upstreams, server::Prox
   }
   po->log = [](const std::string& line) { std::fprintf(stderr, "silo serve: %s\n", line.c_str()); };
   return Status::Ok();
+}
+
+// The chunk cache's figures in Prometheus text format (nothing when it is off).
+std::string ChunkCacheMetrics(const store::ChunkCacheStats& c) {
+  if (c.capacity == 0) return "";
+  std::string out;
+  auto add = [&out](const char* name, const char* type, uint64_t value) {
+    out += std::string("# TYPE ") + name + " " + type + "\n" + name + " " + std::to_string(value) + "\n";
+  };
+  add("silo_chunk_cache_capacity_bytes", "gauge", c.capacity);
+  add("silo_chunk_cache_usage_bytes", "gauge", c.usage);
+  add("silo_chunk_cache_pinned_bytes", "gauge", c.pinned);
+  add("silo_chunk_cache_hits_total", "counter", c.hits);
+  add("silo_chunk_cache_misses_total", "counter", c.misses);
+  return out;
 }
 
 std::string Endpoints(const server::ServeInfo& info) {
@@ -142,6 +158,9 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   ::mallopt(M_ARENA_MAX, 4);
 
   store::OpenOptions oo;
+  auto cache_bytes = ParseSize(a.chunk_cache_size);
+  if (!cache_bytes.ok()) return fail(cache_bytes.status().WithContext("--chunk-cache-size"));
+  oo.chunk_cache_bytes = static_cast<size_t>(*cache_bytes);
   auto opened = store::Store::Open(g.store_path, oo);
   if (!opened.ok()) return fail(opened.status());
   std::unique_ptr<store::Store> store = std::move(opened).value();
@@ -164,7 +183,9 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   auto shares = SetUpShares(a.share, *store, router);
   if (!shares.ok()) return fail(shares.status());
   server::Server srv(std::move(router), so);
-  srv.SetMetricsHook([&api, &proxy] { return api.MetricsText() + (proxy ? proxy->MetricsText() : ""); });
+  srv.SetMetricsHook([&api, &proxy, &store] {
+    return api.MetricsText() + ChunkCacheMetrics(store->chunk_cache_stats()) + (proxy ? proxy->MetricsText() : "");
+  });
   if (Status s = srv.Start(); !s.ok()) return fail(s);
 
   server::ServeInfo info;
@@ -250,8 +271,15 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   sub->add_option("--access-log", a->access_log, "Access log: a file, - for stdout, off (default: stderr)");
   sub->add_option("--log", a->log, "With --daemon: where output goes (default STORE/serve.log)");
   sub->add_flag("--daemon", a->daemon, "Run in the background (pidfile STORE/serve.pid)");
-  sub->add_option("--io-threads", a->io_threads, "Threads doing network I/O")->capture_default_str();
+  sub->add_option(
+         "--io-threads", a->io_threads,
+         "Threads doing network I/O (one keeps a 2-core host fastest: a second hands completions between cores)")
+      ->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads serving requests (store and disk reads)")->capture_default_str();
+  sub->add_option("--chunk-cache-size", a->chunk_cache_size,
+                  "Memory for verified chunks shared by all responses (a hot blob is read from the store "
+                  "once, not per request); 0 turns it off")
+      ->capture_default_str();
   sub->add_option("--max-header-size", a->max_header, "Largest request line plus headers, in bytes")
       ->capture_default_str();
   sub->add_option("--shutdown-grace", a->grace, "On SIGTERM, how long in-flight responses may take")

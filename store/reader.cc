@@ -1,5 +1,6 @@
 // The streaming object reader: locates the chunk holding an offset by binary search over
 // the chunk end offsets, verifies each chunk as it is loaded, and serves byte ranges.
+// With the store's chunk cache, chunks come from there (and go there when read).
 // A reader pins its object for its whole life, so a collection running meanwhile never
 // removes what it is reading (a long response stays whole while gc runs).
 #include <algorithm>
@@ -50,19 +51,10 @@ class ReaderImpl final : public ObjectReader {
       auto copy = std::make_shared<std::string>(bytes);
       return ObjectPiece{*copy, std::move(copy)};
     }
-    return ObjectPiece{bytes, loaded_};
+    return ObjectPiece{bytes, owner_};
   }
 
  private:
-  // A chunk as loaded: a raw one is read in place from RocksDB's value (`pin`), a
-  // compressed one is decompressed into `scratch`; `view` is its bytes either way.
-  struct Loaded {
-    rocksdb::PinnableSlice pin;
-    std::string scratch;
-    std::string_view view;
-    size_t index = SIZE_MAX;
-  };
-
   // Up to `max` bytes at the position, never past the end of the chunk that holds it;
   // advances the position. Empty at the end of the object.
   Result<std::string_view> Next(size_t max) {
@@ -72,25 +64,45 @@ class ReaderImpl final : public ObjectReader {
       avail = std::string_view(rec_.inline_data).substr(pos_);
     } else {
       size_t idx = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), pos_) - ends_.begin());
-      if (!loaded_ || loaded_->index != idx) SILO_TRY(Load(idx));
+      if (!owner_ || index_ != idx) SILO_TRY(Load(idx));
       uint64_t start = ends_[idx] - rec_.chunks[idx].length;
-      avail = loaded_->view.substr(pos_ - start);
+      avail = view_.substr(pos_ - start);
     }
     avail = avail.substr(0, max);
     pos_ += avail.size();
     return avail;
   }
 
+  // Makes chunk `idx` the current one: from the store's chunk cache when it has one, else
+  // read into this reader's own buffers.
   Status Load(size_t idx) {
-    // Pieces handed out keep the previous chunk alive; otherwise its buffers are reused.
-    if (!loaded_ || loaded_.use_count() > 1) loaded_ = std::make_shared<Loaded>();
-    loaded_->index = SIZE_MAX;
-    Status s = store_->ReadChunkView(rec_.chunks[idx].id, &loaded_->pin, &loaded_->scratch, &loaded_->view);
+    owner_.reset();
+    index_ = SIZE_MAX;
+    const ChunkId& id = rec_.chunks[idx].id;
+    Status s;
+    if (store_->has_chunk_cache()) {
+      auto cached = store_->ReadCachedChunk(id);
+      if (cached.ok()) {
+        view_ = (*cached)->view;
+        owner_ = std::move(cached).value();
+      } else {
+        s = std::move(cached).take_status();
+      }
+    } else {
+      // Pieces handed out keep the previous chunk alive; otherwise its buffers are reused.
+      if (!own_ || own_.use_count() > 1) own_ = std::make_shared<ChunkBytes>();
+      s = store_->ReadChunkView(id, &own_->pin, &own_->scratch, &own_->view);
+      if (s.ok()) {
+        view_ = own_->view;
+        owner_ = own_;
+      }
+    }
     if (!s.ok()) return std::move(s).WithContext(info_.digest.ToString());
-    if (loaded_->view.size() != rec_.chunks[idx].length) {
+    if (view_.size() != rec_.chunks[idx].length) {
+      owner_.reset();
       return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) + " has the wrong length");
     }
-    loaded_->index = idx;
+    index_ = idx;
     return Status::Ok();
   }
 
@@ -98,7 +110,12 @@ class ReaderImpl final : public ObjectReader {
   ObjectInfo info_;
   ObjectRecord rec_;
   std::vector<uint64_t> ends_;  // end offset of each chunk
-  std::shared_ptr<Loaded> loaded_;
+  // The current chunk: its bytes, what keeps them alive (handed out with each piece) and
+  // its index (SIZE_MAX: none).
+  std::string_view view_;
+  std::shared_ptr<const void> owner_;
+  size_t index_ = SIZE_MAX;
+  std::shared_ptr<ChunkBytes> own_;  // this reader's buffers, without a chunk cache
   uint64_t pos_ = 0;
 };
 

@@ -34,11 +34,15 @@ rocksdb::ColumnFamilyOptions RecordCfOptions(const std::shared_ptr<rocksdb::Cach
   return o;
 }
 
+// Chunk values from this size on live in blob files; smaller ones (the tails of some
+// objects) sit in table blocks.
+constexpr uint64_t kMinBlobSize = 4096;
+
 rocksdb::ColumnFamilyOptions ChunkCfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions o = RecordCfOptions(cache);
   // Chunk values live in blob files; the LSM tree holds only small blob indexes.
   o.enable_blob_files = true;
-  o.min_blob_size = 4096;
+  o.min_blob_size = kMinBlobSize;
   o.blob_file_size = 256 << 20;
   o.blob_compression_type = rocksdb::kNoCompression;  // chunks are compressed by silo
   // No blob garbage collection during normal compactions: chunks are written once and
@@ -202,6 +206,7 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   }
   SILO_TRY(s->InitMeta(options, !is_db).WithContext(ctx));
   s->pool_ = std::make_unique<ThreadPool>(options.threads);
+  if (options.chunk_cache_bytes > 0) s->chunk_cache_ = std::make_unique<ChunkCache>(options.chunk_cache_bytes);
   return std::unique_ptr<Store>(std::move(s));
 }
 
@@ -281,6 +286,26 @@ Status StoreImpl::ReadChunkView(const ChunkId& id, rocksdb::PinnableSlice* pin, 
   if (rs.IsCorruption()) return Status::Integrity("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
   if (!rs.ok()) return Status::IO("chunk " + ToHex(id).substr(0, 12) + ": " + rs.ToString());
   return DecodeChunkView(pin->ToStringView(), scratch, out).WithContext("chunk " + ToHex(id).substr(0, 12));
+}
+
+Result<std::shared_ptr<const ChunkBytes>> StoreImpl::ReadCachedChunk(const ChunkId& id) {
+  if (!chunk_cache_) return std::shared_ptr<const ChunkBytes>();
+  if (auto hit = chunk_cache_->Lookup(id)) return hit;
+  auto bytes = std::make_unique<ChunkBytes>();
+  SILO_TRY(ReadChunkView(id, &bytes->pin, &bytes->scratch, &bytes->view));
+  // A decompressed chunk no longer needs its stored form (Reset would keep the buffer). A
+  // raw one under the blob threshold is pinned inside a table block of RocksDB's block
+  // cache, which goes with the store, while a cache entry may outlive it: copy it.
+  if (bytes->view.data() != bytes->scratch.data() && bytes->pin.size() < kMinBlobSize) {
+    bytes->scratch.assign(bytes->view);
+    bytes->view = bytes->scratch;
+  }
+  if (bytes->view.data() == bytes->scratch.data()) bytes->pin = rocksdb::PinnableSlice();
+  return chunk_cache_->Insert(id, std::move(bytes));
+}
+
+ChunkCacheStats StoreImpl::chunk_cache_stats() const {
+  return chunk_cache_ ? chunk_cache_->stats() : ChunkCacheStats{};
 }
 
 Status StoreImpl::ReadChunk(const ChunkId& id, std::string* out) {

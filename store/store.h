@@ -35,6 +35,9 @@ struct OpenOptions {
   uint32_t inline_max = 16 * 1024;
   // Worker threads hashing and writing chunks; 0 means one per hardware thread.
   size_t threads = 0;
+  // Bytes of verified, decoded chunks kept in memory for readers of this store (see
+  // ChunkCacheStats); 0: none, each read goes to RocksDB (right for one-shot commands).
+  size_t chunk_cache_bytes = 0;
 };
 
 struct PutOptions {
@@ -185,6 +188,16 @@ struct StoreStats {
   double dedup_ratio() const;  // logical / (chunk bytes + inline bytes)
 };
 
+// The chunk cache of a store opened with OpenOptions::chunk_cache_bytes: readers share
+// the chunks it holds, so a hot object is read from RocksDB and checked once, not per read.
+struct ChunkCacheStats {
+  uint64_t capacity = 0;  // 0: the store has no chunk cache
+  uint64_t usage = 0;     // bytes charged now, held by readers or not
+  uint64_t pinned = 0;    // of which readers (pieces handed out) hold now
+  uint64_t hits = 0;      // chunk loads served from the cache
+  uint64_t misses = 0;    // chunk loads that went to RocksDB
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -250,6 +263,8 @@ class Store {
   virtual Result<GcReport> CollectGarbage(const GcOptions& options) = 0;
   virtual Result<FsckReport> Check(const FsckOptions& options) = 0;
   virtual Result<StoreStats> Stats() = 0;
+  // Cheap (no scan): for a server's /metrics.
+  virtual ChunkCacheStats chunk_cache_stats() const = 0;
 };
 
 // Checks a ref name: "namespace/rest", no empty, "." or ".." components, no control bytes.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "store/chunk_cache.h"
 #include "store/gc_barrier.h"
 #include "store/records.h"
 #include "store/store.h"
@@ -54,6 +55,7 @@ class StoreImpl final : public Store {
   Result<GcReport> CollectGarbage(const GcOptions& options) override;
   Result<FsckReport> Check(const FsckOptions& options) override;
   Result<StoreStats> Stats() override;
+  ChunkCacheStats chunk_cache_stats() const override;
 
   // --- shared by the writer, reader, gc and fsck ---
   rocksdb::DB* db() { return db_.get(); }
@@ -79,6 +81,10 @@ class StoreImpl final : public Store {
   // Reads and verifies one chunk without copying it when stored raw: `*out` points into
   // `pin` (raw) or `scratch` (decompressed) and stays valid until either changes.
   Status ReadChunkView(const ChunkId& id, rocksdb::PinnableSlice* pin, std::string* scratch, std::string_view* out);
+  // A verified chunk through the chunk cache: from it when there, else read, verified and
+  // added. Null without error when the store has no chunk cache (use ReadChunkView).
+  Result<std::shared_ptr<const ChunkBytes>> ReadCachedChunk(const ChunkId& id);
+  bool has_chunk_cache() const { return chunk_cache_ != nullptr; }
   bool ChunkExists(const ChunkId& id);
   // Deletes a chunk found damaged (objects using it are damaged already; fsck names them).
   Status DropDamagedChunk(const ChunkId& id);
@@ -123,6 +129,7 @@ class StoreImpl final : public Store {
   std::mutex refs_mu_;
   std::mutex gc_mu_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ChunkCache> chunk_cache_;  // null: OpenOptions::chunk_cache_bytes was 0
   std::mutex budget_mu_;
   std::condition_variable budget_cv_;
   size_t budget_used_ = 0;

@@ -212,6 +212,55 @@ TEST_F(ServeTest, ADamagedBlobIsCutShortAndTheServerKeepsServing) {
   EXPECT_TRUE(ok.body == other);
 }
 
+// The value of `name` in a /metrics text; -1 when absent.
+long long Metric(const std::string& text, const std::string& name) {
+  size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + name.size() + 2));
+}
+
+// A hot blob is read from the store once: later GETs (whole or by range) are served from
+// the chunk cache, byte for byte; with --chunk-cache-size 0 every GET reads the store.
+TEST_F(ServeTest, HotBlobsAreServedFromTheChunkCache) {
+  std::string data = RandomBytes(6 * 1024 * 1024 + 77, 12);
+  std::string d;
+  {
+    auto server = Serve({"--chunk-cache-size", "0"});
+    d = PushBlob(*server, "hot", data);
+    auto r = Curl({server->url() + "/v2/hot/blobs/" + d});
+    ASSERT_EQ(r.status, 200);
+    EXPECT_TRUE(r.body == data);
+    auto m = Curl({server->url() + "/metrics"});
+    EXPECT_EQ(Metric(m.body, "silo_chunk_cache_hits_total"), -1) << m.body;
+    ASSERT_EQ(server->Stop(), 0);
+  }
+  auto server = Serve({"--chunk-cache-size", "64M"});
+  std::string url = server->url() + "/v2/hot/blobs/" + d;
+  auto first = Curl({url});
+  ASSERT_EQ(first.status, 200);
+  EXPECT_TRUE(first.body == data);
+  auto m1 = Curl({server->url() + "/metrics"}).body;
+  long long misses = Metric(m1, "silo_chunk_cache_misses_total");
+  EXPECT_GT(misses, 0) << m1;
+  EXPECT_EQ(Metric(m1, "silo_chunk_cache_hits_total"), 0) << m1;
+  EXPECT_EQ(Metric(m1, "silo_chunk_cache_capacity_bytes"), 64 << 20) << m1;
+  EXPECT_GT(Metric(m1, "silo_chunk_cache_usage_bytes"), static_cast<long long>(data.size())) << m1;
+  auto second = Curl({url});
+  auto range = Curl({"-H", "Range: bytes=3000000-5999999", url});
+  ASSERT_EQ(second.status, 200);
+  EXPECT_TRUE(second.body == data);
+  ASSERT_EQ(range.status, 206);
+  EXPECT_TRUE(range.body == data.substr(3000000, 3000000));
+  auto m2 = Curl({server->url() + "/metrics"}).body;
+  EXPECT_EQ(Metric(m2, "silo_chunk_cache_misses_total"), misses) << m2;
+  EXPECT_GE(Metric(m2, "silo_chunk_cache_hits_total"), misses) << m2;
+
+  auto bad = RunSilo(store() + "-other", {"serve", "--listen", "127.0.0.1:" + std::to_string(FreeLoopbackPort()),
+                                          "--chunk-cache-size", "lots"});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--chunk-cache-size"), std::string::npos) << bad.err;
+}
+
 TEST_F(ServeTest, ChunkedUploadChecksRangesResumesAndVerifiesTheDigest) {
   auto server = Serve();
   std::string data = RandomBytes(5 * 1024 * 1024, 11);
