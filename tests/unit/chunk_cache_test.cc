@@ -92,8 +92,7 @@ TEST_F(ChunkCache, AHitServesWithoutReadingTheStoreAgain) {
 
 TEST_F(ChunkCache, CompressedChunksAreCachedDecoded) {
   std::string data;
-  for (int i = 0; data.size() < (1 << 20); ++i)
-    data += "line " + std::to_string(i) + " of a compressible text\n";
+  for (int i = 0; data.size() < (1 << 20); ++i) data += "line " + std::to_string(i) + " of a compressible text\n";
   ObjectInfo info = MustPut(data);
   auto stats = store_->Stats();
   ASSERT_TRUE(stats.ok());
