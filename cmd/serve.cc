@@ -12,6 +12,7 @@
 #include "cmd/serve_shares.h"
 #include "transfer/server/admin_api.h"
 #include "transfer/server/daemon.h"
+#include "transfer/server/metrics.h"
 #include "transfer/server/proxy_cache.h"
 #include "transfer/server/registry_api.h"
 #include "transfer/server/server.h"
@@ -83,21 +84,6 @@ Status SetUpProxy(const ServeArgs& a, server::Upstreams* upstreams, server::Prox
   }
   po->log = [](const std::string& line) { std::fprintf(stderr, "silo serve: %s\n", line.c_str()); };
   return Status::Ok();
-}
-
-// The chunk cache's figures in Prometheus text format (nothing when it is off).
-std::string ChunkCacheMetrics(const store::ChunkCacheStats& c) {
-  if (c.capacity == 0) return "";
-  std::string out;
-  auto add = [&out](const char* name, const char* type, uint64_t value) {
-    out += std::string("# TYPE ") + name + " " + type + "\n" + name + " " + std::to_string(value) + "\n";
-  };
-  add("silo_chunk_cache_capacity_bytes", "gauge", c.capacity);
-  add("silo_chunk_cache_usage_bytes", "gauge", c.usage);
-  add("silo_chunk_cache_pinned_bytes", "gauge", c.pinned);
-  add("silo_chunk_cache_hits_total", "counter", c.hits);
-  add("silo_chunk_cache_misses_total", "counter", c.misses);
-  return out;
 }
 
 std::string Endpoints(const server::ServeInfo& info) {
@@ -184,7 +170,8 @@ int RunServe(const Globals& g, const ServeArgs& a) {
   if (!shares.ok()) return fail(shares.status());
   server::Server srv(std::move(router), so);
   srv.SetMetricsHook([&api, &proxy, &store] {
-    return api.MetricsText() + ChunkCacheMetrics(store->chunk_cache_stats()) + (proxy ? proxy->MetricsText() : "");
+    return api.MetricsText() + server::ChunkCacheMetricsText(store->chunk_cache_stats()) +
+           (proxy ? proxy->MetricsText() : "");
   });
   if (Status s = srv.Start(); !s.ok()) return fail(s);
 

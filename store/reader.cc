@@ -79,25 +79,20 @@ class ReaderImpl final : public ObjectReader {
     owner_.reset();
     index_ = SIZE_MAX;
     const ChunkId& id = rec_.chunks[idx].id;
-    Status s;
-    if (store_->has_chunk_cache()) {
-      auto cached = store_->ReadCachedChunk(id);
-      if (cached.ok()) {
-        view_ = (*cached)->view;
-        owner_ = std::move(cached).value();
-      } else {
-        s = std::move(cached).take_status();
-      }
+    auto cached = store_->ReadCachedChunk(id);
+    if (!cached.ok()) return std::move(cached).take_status().WithContext(info_.digest.ToString());
+    if (*cached) {
+      view_ = (*cached)->view;
+      owner_ = std::move(cached).value();
     } else {
-      // Pieces handed out keep the previous chunk alive; otherwise its buffers are reused.
+      // No chunk cache. Pieces handed out keep the previous chunk alive; otherwise its
+      // buffers are reused.
       if (!own_ || own_.use_count() > 1) own_ = std::make_shared<ChunkBytes>();
-      s = store_->ReadChunkView(id, &own_->pin, &own_->scratch, &own_->view);
-      if (s.ok()) {
-        view_ = own_->view;
-        owner_ = own_;
-      }
+      Status s = store_->ReadChunkView(id, &own_->pin, &own_->scratch, &own_->view);
+      if (!s.ok()) return std::move(s).WithContext(info_.digest.ToString());
+      view_ = own_->view;
+      owner_ = own_;
     }
-    if (!s.ok()) return std::move(s).WithContext(info_.digest.ToString());
     if (view_.size() != rec_.chunks[idx].length) {
       owner_.reset();
       return Status::Integrity(info_.digest.ToString() + ": chunk " + std::to_string(idx) + " has the wrong length");

@@ -84,7 +84,6 @@ class StoreImpl final : public Store {
   // A verified chunk through the chunk cache: from it when there, else read, verified and
   // added. Null without error when the store has no chunk cache (use ReadChunkView).
   Result<std::shared_ptr<const ChunkBytes>> ReadCachedChunk(const ChunkId& id);
-  bool has_chunk_cache() const { return chunk_cache_ != nullptr; }
   bool ChunkExists(const ChunkId& id);
   // Deletes a chunk found damaged (objects using it are damaged already; fsck names them).
   Status DropDamagedChunk(const ChunkId& id);

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/store.h"
@@ -24,6 +25,12 @@ class StoreTest : public ::testing::Test {
     store_ = std::move(s).value();
   }
   void Close() { store_.reset(); }
+  // Puts `data`; a failure fails the test (and returns an empty ObjectInfo).
+  store::ObjectInfo MustPut(std::string_view data, const store::PutOptions& options = {}) {
+    auto r = store_->Put(AsBytes(data), options);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : store::ObjectInfo{};
+  }
   std::string store_path() const { return tmp_ / "store"; }
 
   TempDir tmp_;

@@ -21,12 +21,6 @@ class ChunkCache : public testing::StoreTest {
     StoreTest::SetUp();
   }
 
-  ObjectInfo MustPut(std::string_view data) {
-    auto r = store_->Put(AsBytes(data));
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return r.ok() ? *r : ObjectInfo{};
-  }
-
   // The whole object through ReadPiece, as the server reads it.
   static Result<std::string> ReadPieces(store::Store& s, const Digest& d) {
     SILO_ASSIGN_OR_RETURN(auto reader, s.NewReader(d));

@@ -21,9 +21,7 @@ class Gc : public testing::StoreTest {
     PutOptions o;
     o.links = std::move(links);
     o.ref = std::move(ref);
-    auto r = store_->Put(AsBytes(data), o);
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return r.ok() ? *r : ObjectInfo{};
+    return MustPut(data, o);
   }
   GcReport Collect(std::chrono::seconds grace = std::chrono::seconds(0), bool dry = false) {
     GcOptions o;

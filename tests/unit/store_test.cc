@@ -25,12 +25,6 @@ class Store : public testing::StoreTest {
     StoreTest::SetUp();
   }
 
-  ObjectInfo MustPut(std::string_view data, PutOptions o = {}) {
-    auto r = store_->Put(AsBytes(data), o);
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return r.ok() ? *r : ObjectInfo{};
-  }
-
   std::string MustRead(const Digest& d) {
     auto r = store_->ReadAll(d, 1ull << 40);
     EXPECT_TRUE(r.ok()) << r.status().message();

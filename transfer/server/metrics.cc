@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "store/store.h"
+
 namespace silo::server {
 
 void Metrics::RequestDone(int status, uint64_t bytes, double seconds) {
@@ -11,6 +13,24 @@ void Metrics::RequestDone(int status, uint64_t bytes, double seconds) {
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
   duration_us_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
   requests_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void AppendMetric(std::string* out, std::string_view name, std::string_view type, std::string_view help,
+                  uint64_t value) {
+  std::string n(name);
+  if (!help.empty()) *out += "# HELP " + n + " " + std::string(help) + "\n";
+  *out += "# TYPE " + n + " " + std::string(type) + "\n" + n + " " + std::to_string(value) + "\n";
+}
+
+std::string ChunkCacheMetricsText(const store::ChunkCacheStats& c) {
+  std::string out;
+  if (c.capacity == 0) return out;
+  AppendMetric(&out, "silo_chunk_cache_capacity_bytes", "gauge", "", c.capacity);
+  AppendMetric(&out, "silo_chunk_cache_usage_bytes", "gauge", "", c.usage);
+  AppendMetric(&out, "silo_chunk_cache_pinned_bytes", "gauge", "", c.pinned);
+  AppendMetric(&out, "silo_chunk_cache_hits_total", "counter", "", c.hits);
+  AppendMetric(&out, "silo_chunk_cache_misses_total", "counter", "", c.misses);
+  return out;
 }
 
 std::string Metrics::Render() const {

@@ -5,8 +5,21 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+namespace silo::store {
+struct ChunkCacheStats;
+}  // namespace silo::store
 
 namespace silo::server {
+
+// Appends one metric in Prometheus text format: "# HELP" (when `help` is not empty),
+// "# TYPE" and the sample line.
+void AppendMetric(std::string* out, std::string_view name, std::string_view type, std::string_view help,
+                  uint64_t value);
+
+// The store's chunk cache figures (silo_chunk_cache_*); empty when the store has none.
+std::string ChunkCacheMetricsText(const store::ChunkCacheStats& stats);
 
 class Metrics {
  public:

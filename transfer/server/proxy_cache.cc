@@ -1,6 +1,7 @@
 #include "transfer/server/proxy_cache.h"
 
 #include "index/manifest.h"
+#include "transfer/server/metrics.h"
 #include "transfer/server/registry_api.h"
 #include "util/units.h"
 
@@ -225,10 +226,7 @@ Result<std::unique_ptr<store::ObjectReader>> ProxyCache::OpenBlob(const RepoLoca
 
 std::string ProxyCache::MetricsText() const {
   std::string out;
-  auto counter = [&](const char* name, const char* help, uint64_t v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
-           std::to_string(v) + "\n";
-  };
+  auto counter = [&](const char* name, const char* help, uint64_t v) { AppendMetric(&out, name, "counter", help, v); };
   counter("silo_proxy_manifest_hits_total", "Manifests served from the cache", manifest_hits_);
   counter("silo_proxy_manifest_misses_total", "Manifests fetched from an upstream", manifest_misses_);
   counter("silo_proxy_tag_checks_total", "Cached tags rechecked upstream after the TTL", tag_checks_);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "index/manifest.h"
+#include "transfer/server/metrics.h"
 #include "transfer/server/proxy_cache.h"
 #include "transfer/server/repo_map.h"
 #include "transfer/server/uploads.h"
@@ -611,16 +612,11 @@ void RegistryApi::Register(Router& router) {
 
 std::string RegistryApi::MetricsText() const {
   std::string out;
-  out += "# TYPE silo_registry_uploads_active gauge\n";
-  out += "silo_registry_uploads_active " + std::to_string(impl_->uploads.active()) + "\n";
-  out += "# TYPE silo_registry_blobs_pushed_total counter\n";
-  out += "silo_registry_blobs_pushed_total " + std::to_string(impl_->blobs_pushed.load()) + "\n";
-  out += "# TYPE silo_registry_manifests_pushed_total counter\n";
-  out += "silo_registry_manifests_pushed_total " + std::to_string(impl_->manifests_pushed.load()) + "\n";
-  out += "# TYPE silo_registry_mounts_total counter\n";
-  out += "silo_registry_mounts_total " + std::to_string(impl_->mounts.load()) + "\n";
-  out += "# TYPE silo_registry_pushed_bytes_total counter\n";
-  out += "silo_registry_pushed_bytes_total " + std::to_string(impl_->bytes_pushed.load()) + "\n";
+  AppendMetric(&out, "silo_registry_uploads_active", "gauge", "", impl_->uploads.active());
+  AppendMetric(&out, "silo_registry_blobs_pushed_total", "counter", "", impl_->blobs_pushed.load());
+  AppendMetric(&out, "silo_registry_manifests_pushed_total", "counter", "", impl_->manifests_pushed.load());
+  AppendMetric(&out, "silo_registry_mounts_total", "counter", "", impl_->mounts.load());
+  AppendMetric(&out, "silo_registry_pushed_bytes_total", "counter", "", impl_->bytes_pushed.load());
   return out;
 }
 
