@@ -167,8 +167,9 @@ EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level) {
     ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, zstd_level);
     ZSTD_CCtx_setPledgedSrcSize(c, raw.size());
     const size_t sample = std::min<size_t>(raw.size(), 64 * 1024);
-    out.compressed.resize(ZSTD_compressBound(raw.size()));
-    ZSTD_outBuffer dst{out.compressed.data(), out.compressed.size(), 0};
+    const size_t bound = ZSTD_compressBound(raw.size());
+    out.buf.reset(new char[bound]);
+    ZSTD_outBuffer dst{out.buf.get(), bound, 0};
     ZSTD_inBuffer src{raw.data(), sample, 0};
     // With room for the whole bound, each call consumes all input and ends with 0 left.
     size_t left = ZSTD_compressStream2(c, &dst, &src, sample == raw.size() ? ZSTD_e_end : ZSTD_e_flush);
@@ -179,10 +180,10 @@ EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level) {
       worth = !ZSTD_isError(left) && left == 0 && src.pos == raw.size();
     }
     if (worth && dst.pos < raw.size() - raw.size() / 8) {
-      out.compressed.resize(dst.pos);
+      out.compressed_size = dst.pos;
       out.is_compressed = true;
     } else {
-      out.compressed.clear();
+      out.buf.reset();
     }
   }
   out.header.push_back(static_cast<char>(out.is_compressed ? ChunkCodec::kZstd : ChunkCodec::kRaw));

@@ -332,7 +332,7 @@ struct ChunkBatch {
     rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());
     rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
                                enc.is_compressed
-                                   ? rocksdb::Slice(enc.compressed)
+                                   ? rocksdb::Slice(enc.compressed().data(), enc.compressed().size())
                                    : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
     status = FromRocks(batch.Put(chunks, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk");
   }

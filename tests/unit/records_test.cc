@@ -46,6 +46,11 @@ TEST(ObjectRecord, TruncatedOrInconsistentRecordsAreCorruption) {
   EXPECT_EQ(ObjectRecord::Decode(r.Encode()).status().code(), Code::kCorruption);
 }
 
+// The value the store writes for a chunk: the header, then the frame or the raw bytes.
+std::string StoredValue(const EncodedChunk& enc, const std::string& raw) {
+  return enc.header + (enc.is_compressed ? std::string(enc.compressed()) : raw);
+}
+
 TEST(ChunkCodec, CompressesWhenWorthItAndDetectsDamage) {
   std::string text;
   while (text.size() < 200000) text += "the quick brown fox jumps over the lazy dog\n";
@@ -53,7 +58,7 @@ TEST(ChunkCodec, CompressesWhenWorthItAndDetectsDamage) {
   for (const std::string* raw : {&text, &random}) {
     EncodedChunk enc = EncodeChunk(AsBytes(*raw), 1);
     EXPECT_EQ(enc.is_compressed, raw == &text);
-    std::string value = enc.header + (enc.is_compressed ? enc.compressed : *raw);
+    std::string value = StoredValue(enc, *raw);
     std::string out;
     ASSERT_TRUE(DecodeChunk(value, &out).ok());
     EXPECT_EQ(out, *raw);
@@ -79,10 +84,10 @@ TEST(ChunkCodec, TheProbeAndTheRestMakeOneFrameAtEverySize) {
       EncodedChunk enc = EncodeChunk(AsBytes(raw), level);
       EXPECT_EQ(enc.is_compressed, n >= 4096) << n << " at level " << level;
       if (enc.is_compressed) {
-        EXPECT_LT(enc.compressed.size(), raw.size() / 2) << n;
+        EXPECT_LT(enc.compressed().size(), raw.size() / 2) << n;
       }
       std::string out;
-      ASSERT_TRUE(DecodeChunk(enc.header + (enc.is_compressed ? enc.compressed : raw), &out).ok()) << n;
+      ASSERT_TRUE(DecodeChunk(StoredValue(enc, raw), &out).ok()) << n;
       EXPECT_EQ(out, raw) << n << " at level " << level;
     }
   }
@@ -94,7 +99,7 @@ TEST(ChunkCodec, TheProbeAndTheRestMakeOneFrameAtEverySize) {
   EncodedChunk enc = EncodeChunk(AsBytes(mostly_text), 3);
   ASSERT_TRUE(enc.is_compressed);
   std::string out;
-  ASSERT_TRUE(DecodeChunk(enc.header + enc.compressed, &out).ok());
+  ASSERT_TRUE(DecodeChunk(StoredValue(enc, mostly_text), &out).ok());
   EXPECT_EQ(out, mostly_text);
 }
 
