@@ -5,6 +5,14 @@
 #include <bit>
 #include <cstddef>
 #include <cstdio>
+#include <iterator>
+
+// GCC 12 warns of an uninitialized variable inside its own AVX-512 intrinsics when they are
+// inlined (a known false positive of `_mm512_undefined_epi32`).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
 
 namespace silo::store {
 namespace {
@@ -78,6 +86,74 @@ bool ScanLanes(const uint8_t* d, size_t* i, size_t limit, uint64_t mask, uint64_
   return false;
 }
 
+// ScanLanes with eight lanes in one AVX-512 register, for CPUs that have it (same contract,
+// groups of 8 * kLaneBytes). Each step gathers the eight lanes' gear values at once; the
+// input bytes come eight at a time per lane from one gather of 64-bit words, so the load
+// ports see about one load per byte and lane instead of two.
+#define SILO_AVX512 __attribute__((target("avx512f")))
+
+// The eight 64-bit words at `at + offsets[lane]`, one per lane.
+SILO_AVX512 inline __m512i Words8(const uint8_t* at, __m512i offsets) {
+  return _mm512_i64gather_epi64(offsets, reinterpret_cast<const long long*>(at), 1);
+}
+
+// Feeds each lane the low byte of its word, then shifts the word down a byte.
+SILO_AVX512 inline __m512i Feed8(__m512i f, __m512i* words) {
+  const __m512i g = _mm512_i64gather_epi64(_mm512_and_si512(*words, _mm512_set1_epi64(0xff)),
+                                           reinterpret_cast<const long long*>(kGear.data()), 8);
+  *words = _mm512_srli_epi64(*words, 8);
+  return _mm512_add_epi64(_mm512_slli_epi64(f, 1), g);
+}
+
+SILO_AVX512 bool ScanLanes8(const uint8_t* d, size_t* i, size_t limit, uint64_t mask, uint64_t* fp) {
+  constexpr long long L = kLaneBytes;
+  const __m512i lane_offsets = _mm512_setr_epi64(0, L, 2 * L, 3 * L, 4 * L, 5 * L, 6 * L, 7 * L);
+  // Lanes 1 to 7 warm up on the 64 bytes before them (inside the previous lane). Lane 0
+  // continues from *fp; the bytes before it may lie outside `d`, so it warms up on lane
+  // 1's, and that result is replaced.
+  const __m512i warm_offsets = _mm512_setr_epi64(L, L, 2 * L, 3 * L, 4 * L, 5 * L, 6 * L, 7 * L);
+  const __m512i below = _mm512_set1_epi64(static_cast<long long>(~mask));
+  while (limit - *i >= 8 * kLaneBytes) {
+    const uint8_t* b0 = d + *i;
+    __m512i f = _mm512_setzero_si512();
+    for (size_t t = 0; t < 64; t += 8) {
+      __m512i w = Words8(b0 - 64 + t, warm_offsets);
+      for (int j = 0; j < 8; ++j) f = Feed8(f, &w);
+    }
+    f = _mm512_mask_mov_epi64(f, 1, _mm512_set1_epi64(static_cast<long long>(*fp)));
+    size_t hit[8];
+    std::fill(std::begin(hit), std::end(hit), ~size_t{0});
+    unsigned pending = 0xff;  // lanes without a hit yet
+    for (size_t t = 0; t < kLaneBytes; t += 8) {
+      __m512i w = Words8(b0 + t, lane_offsets);
+      for (size_t j = 0; j < 8; ++j) {
+        f = Feed8(f, &w);
+        // As in ScanLanes: the mask is a run of top bits, so a match is `f <= ~mask`.
+        const unsigned m = _mm512_cmple_epu64_mask(f, below) & pending;
+        if (m != 0) [[unlikely]] {
+          for (unsigned lane = 0; lane < 8; ++lane) {
+            if (m & (1u << lane)) hit[lane] = t + j;
+          }
+          pending &= ~m;
+        }
+      }
+    }
+    for (size_t lane = 0; lane < 8; ++lane) {
+      if (hit[lane] != ~size_t{0}) {
+        *i += lane * kLaneBytes + hit[lane] + 1;
+        return true;
+      }
+    }
+    alignas(64) uint64_t last[8];
+    _mm512_store_si512(last, f);
+    *fp = last[7];
+    *i += 8 * kLaneBytes;
+  }
+  return false;
+}
+
+const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
+
 }  // namespace
 
 std::string ChunkParams::Encode() const {
@@ -126,6 +202,7 @@ std::optional<size_t> Chunker::FindCut(ByteSpan data) {
   // Both intermediate positions are tested, so cut points are exactly those of the
   // byte-at-a-time algorithm.
   auto scan = [&](size_t limit, uint64_t mask) -> bool {
+    if (kHaveAvx512 && ScanLanes8(d, &i, limit, mask, &fp)) return true;
     if (ScanLanes(d, &i, limit, mask, &fp)) return true;
     while (i + 2 <= limit) {
       uint64_t g0 = kGear[d[i]];

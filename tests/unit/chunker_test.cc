@@ -60,8 +60,9 @@ TEST(Chunker, StreamingGivesTheSameCutsWhateverTheWriteSizes) {
   }
 }
 
-TEST(Chunker, FourLaneScanCutsWhereTheByteAtATimeScanDoes) {
-  // Regions this long go through the four-lane scan when fed whole, and through the
+TEST(Chunker, LaneScansCutWhereTheByteAtATimeScanDoes) {
+  // Regions this long go through the eight-lane scan (AVX-512 CPUs) or the four-lane one
+  // when fed whole, the four-lane one when fed in pieces of 16 to 32 KiB, and the
   // byte-at-a-time one when fed a byte (or a few) at a time.
   ChunkParams big{4096, 65536, 1 << 20};
   auto data = testing::RandomBytes(8 << 20, 3);
@@ -69,12 +70,14 @@ TEST(Chunker, FourLaneScanCutsWhereTheByteAtATimeScanDoes) {
   ASSERT_GT(whole.size(), 40u);
   EXPECT_EQ(Cuts(big, data, 1), whole);
   EXPECT_EQ(Cuts(big, data, 16383), whole);
+  EXPECT_EQ(Cuts(big, data, 24 << 10), whole);
   // A cut in every lane position: repeat a 20 KiB random block so cuts recur at offsets
-  // that land in lanes 1 to 3 as well as lane 0.
+  // that land in every lane, not only lane 0.
   std::string repeated;
   auto block = testing::RandomBytes(20000, 4);
   while (repeated.size() < (4 << 20)) repeated += block;
   EXPECT_EQ(Cuts(big, repeated, repeated.size()), Cuts(big, repeated, 3));
+  EXPECT_EQ(Cuts(big, repeated, 24 << 10), Cuts(big, repeated, 3));
 }
 
 TEST(Chunker, ConstantInputCutsAtMax) {
