@@ -1,5 +1,6 @@
 // silo: the command line. Parses, dispatches to one command, maps errors to exit codes.
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -26,6 +27,12 @@ std::string DefaultStorePath() {
 
 int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 2);  // two malloc arenas, not 8 per core: lower peak RSS with many threads
+  // The soft descriptor limit up to the hard one (as Go programs do): RocksDB keeps up to
+  // 1024 table files open, and restore holds directories open while it sorts files.
+  if (struct rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   using namespace silo::cmd;
   Context ctx;
   ctx.globals.store_path = DefaultStorePath();

@@ -28,7 +28,11 @@ struct RestoreOptions {
   // instead of trusting a matching size and mtime; files that match are kept (their
   // metadata fixed), the others rewritten. Slower: reads every such file.
   bool verify_content = false;
-  size_t threads = 0;            // parallel file writers; 0: one per hardware thread (at least 2)
+  size_t threads = 0;  // parallel file writers; 0: one per hardware thread (at least 2)
+  // Files are handed to the writers in batches of up to this many, each sorted by digest,
+  // so the records of small files are read in the store's order (a batch also ends when
+  // it holds a share of the process's file descriptors in open directories).
+  size_t sort_window_files = 131072;
   Progress* progress = nullptr;  // counts bytes written and files done (items)
   std::function<void(const std::string&)> on_warning;
 };

@@ -204,6 +204,26 @@ TEST_F(SnapshotTest, RoundTripKeepsContentAndMetadata) {
   EXPECT_TRUE(fsck->clean());
 }
 
+// Restore hands files to its writers in digest-sorted batches; batches of three make
+// hardlinks, directories and files cross many batch edges, and the tree must come out
+// the same.
+TEST_F(SnapshotTest, RestoreInSmallSortedBatchesGivesTheSameTree) {
+  std::string src = tmp_ / "src";
+  MakeTree(src, 120, 7);
+  auto snap = Snap(src);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  transfer::RestoreOptions o;
+  o.sort_window_files = 3;
+  index::TreeEntry root;
+  root.type = EntryType::kDir;
+  root.digest = snap->snapshot.record.root;
+  auto r = transfer::RestoreTree(*store_, root, tmp_ / "out", o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->errors, 0u);
+  EXPECT_EQ(r->hardlinks, 2u);
+  ExpectSameTree(src, tmp_ / "out");
+}
+
 TEST_F(SnapshotTest, RescanReadsOnlyChangedFiles) {
   std::string src = tmp_ / "src";
   auto files = MakeTree(src, 400, 2);
