@@ -146,7 +146,7 @@ class Restorer {
           window_last_dir_ = dirfd.get();
           window_dirs_++;
         }
-        window_.push_back({dirfd, e, path, same_size && opts_.verify_content});
+        window_.push_back({dirfd, e, path, same_size && opts_.verify_content, parent_fresh});
         if (window_.size() >= opts_.sort_window_files || window_dirs_ >= window_dir_budget_) FlushWindow();
         return Status::Ok();
       }
@@ -391,7 +391,8 @@ class Restorer {
     std::shared_ptr<Fd> dirfd;
     TreeEntry entry;
     std::string path;
-    bool compare;  // same size already there: keep it if the content is the same
+    bool compare;    // same size already there: keep it if the content is the same
+    bool fresh_dir;  // the directory was made by this restore: nothing there to replace
   };
   // Half of the descriptors RocksDB leaves (it keeps up to 1024 table files open).
   static size_t WindowDirBudget() {
@@ -410,7 +411,9 @@ class Restorer {
       pool_.Submit([this, job = std::move(job)] {
         const int dfd = job.dirfd->get();
         Status s = Status::Ok();
-        if (!job.compare || !KeepIfSameContent(dfd, job.entry, job.path)) s = WriteFile(dfd, job.entry, job.path);
+        if (!job.compare || !KeepIfSameContent(dfd, job.entry, job.path)) {
+          s = WriteFile(dfd, job.entry, job.path, job.fresh_dir);
+        }
         if (!s.ok()) {
           if (s.code() == Code::kIO || s.code() == Code::kNotFound || s.code() == Code::kIntegrity) {
             Report(s);
@@ -427,7 +430,10 @@ class Restorer {
     window_last_dir_ = nullptr;
   }
 
-  Status WriteFile(int dfd, const TreeEntry& e, const std::string& path) {
+  // Into a directory this restore made, a file is written in place: there is nothing to
+  // replace, and a file cut short by a crash keeps the time of the crash as its mtime, so
+  // the next restore rewrites it. Elsewhere through a temporary name and a rename.
+  Status WriteFile(int dfd, const TreeEntry& e, const std::string& path, bool fresh_dir) {
     {
       std::lock_guard lock(mu_);
       if (!fatal_.ok()) return Status::Ok();
@@ -440,6 +446,11 @@ class Restorer {
     }
     std::string tmp;
     Fd out;
+    if (fresh_dir) {
+      tmp = e.name;
+      out = Fd(::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!out.valid()) return Status::FromErrno("create " + path, errno);
+    }
     for (int i = 0; i < 8 && !out.valid(); ++i) {
       tmp = TempName();
       out = Fd(::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -461,7 +472,7 @@ class Restorer {
       if (opts_.progress) opts_.progress->Add(*n);
     }
     ApplyMeta(out.get(), e, path, false);
-    if (::renameat(dfd, tmp.c_str(), dfd, e.name.c_str()) != 0) {
+    if (!fresh_dir && ::renameat(dfd, tmp.c_str(), dfd, e.name.c_str()) != 0) {
       return cleanup(Status::FromErrno("rename " + path, errno));
     }
     if (opts_.progress) opts_.progress->AddItems(1);

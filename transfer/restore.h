@@ -1,8 +1,8 @@
 // Restoring a snapshot tree into a directory. Writes only what differs from what the
 // directory already holds (a regular file whose size and mtime match is kept; its mode,
-// owner and attributes are fixed if they differ), each written file through a temporary
-// file and a rename, metadata after content and directories' metadata last. Files are
-// written in parallel.
+// owner and attributes are fixed if they differ), a file that replaces another through a
+// temporary file and a rename (one in a directory the restore made, in place), metadata
+// after content and directories' metadata last. Files are written in parallel.
 //
 // Safety: every path is reached with openat(..., O_NOFOLLOW) one component at a time, so a
 // symlink in the target is replaced, never followed; tree names that could escape the
