@@ -224,6 +224,28 @@ TEST_F(SnapshotTest, RestoreInSmallSortedBatchesGivesTheSameTree) {
   ExpectSameTree(src, tmp_ / "out");
 }
 
+// A file whose stored bytes are damaged is reported and left out; written in place into a
+// directory the restore made, no partial file stays behind under its name.
+TEST_F(SnapshotTest, ADamagedFileIsReportedAndLeavesNoPartialFile) {
+  std::string src = tmp_ / "src";
+  std::filesystem::create_directories(src + "/d");
+  std::string big = testing::RandomBytes(3 << 20, 21);
+  WriteFile(src + "/d/big", big);
+  WriteFile(src + "/d/small", "kept\n");
+  auto snap = Snap(src);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  Close();
+  ASSERT_TRUE(testing::CorruptStoredBytes(store_path(), std::string_view(big).substr(2 << 20, 64)));
+  Reopen();
+  auto r = Restore(snap->snapshot, tmp_ / "out");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->errors, 1u);
+  EXPECT_EQ(ReadFileToString(tmp_ / "out/d/small"), "kept\n");
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "out/d/big"));
+  ASSERT_FALSE(warnings_.empty());
+  EXPECT_NE(warnings_.back().find("d/big"), std::string::npos) << warnings_.back();
+}
+
 TEST_F(SnapshotTest, RescanReadsOnlyChangedFiles) {
   std::string src = tmp_ / "src";
   auto files = MakeTree(src, 400, 2);
