@@ -154,10 +154,13 @@ struct Pusher::Impl {
     }
     // Known in another repository: mount at once, no HEAD first (a mount of a blob the
     // repository already has answers 201 as well; each request costs docker-registry about
-    // as much CPU as 0.4 MiB of upload). Only a refused mount asks whether the blob is there.
+    // as much CPU as 0.4 MiB of upload). A mount refused (202) or failed (an error: the
+    // mount is only a shortcut) falls back to asking whether the blob is there, then to an
+    // upload.
     if (!elsewhere.empty()) {
-      SILO_ASSIGN_OR_RETURN(bool mounted, client.MountBlob(repo, d.digest, elsewhere));
-      if (mounted) {
+      auto mounted = client.MountBlob(repo, d.digest, elsewhere);
+      if (Interrupted()) return Status::Interrupted("interrupted");
+      if (mounted.ok() && *mounted) {
         counters.blobs_mounted++;
         Remember(d.digest, repo);
         return true;

@@ -374,6 +374,26 @@ TEST_F(PushTest, MirrorAsksAboutEachTagOnceAndMountsWithoutAHead) {
   EXPECT_EQ(r.err.find(" 0 mounted"), std::string::npos) << r.err;
 }
 
+// A mount is only a shortcut: when the registry fails every mount request (503 through a
+// proxy), the push asks whether each blob is there and uploads it, and succeeds.
+TEST_F(PushTest, AFailingMountFallsBackToAnUpload) {
+  StartDest();
+  PullAll();
+  FaultProxy proxy(tmp_ / "proxy", dest_->url(), {"--status503", "1", "--methods", "POST", "--path-regex", "mount="});
+  CliResult r = Silo({"push", "--plain-http", proxy.host_port(), "--retries", "0", "-j", "1", "-f", ListFile(*refs_),
+                      proxy.host_port()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& ref : *refs_) {
+    EXPECT_EQ(SkopeoDigest(*dest_, proxy.host_port() + "/" + PathOf(ref)), SkopeoDigest(*source_, ref)) << ref;
+  }
+  size_t failed_mounts = 0;
+  for (const auto& line : proxy.Log()) {
+    if (line.find("mount=") != std::string::npos && line.find("status=503") != std::string::npos) ++failed_mounts;
+  }
+  EXPECT_GT(failed_mounts, 0u) << proxy.Output();
+  EXPECT_NE(r.err.find(" 0 mounted"), std::string::npos) << r.err;
+}
+
 // One image under two tags of one repository, pushed at once: each child manifest is PUT
 // once. The CNCF registry rewrites a manifest's link file in place on every PUT of it, so a
 // second PUT of a child racing the other tag's index PUT (which reads that link to check
