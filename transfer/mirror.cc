@@ -85,6 +85,8 @@ Status Mirrorer::Check(MirrorItem& item) {
     item.skipped = true;
     item.digest = source_digest;
     skipped_++;
+  } else {
+    item.dest_lacks = true;
   }
   return Status::Ok();
 }
@@ -145,6 +147,9 @@ void Mirrorer::MirrorOne(MirrorItem& item) {
   push[0].source = item.source;
   push[0].top = *top;
   push[0].dest = item.dest;
+  // (Had the source tag moved since to what the destination serves, the PUT is repeated:
+  // harmless.)
+  push[0].dest_lacks_top = item.dest_lacks;
   pusher_.Push(push);
   item.status = push[0].status;
   item.digest = push[0].digest;

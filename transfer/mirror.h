@@ -31,8 +31,9 @@ struct MirrorItem {
   index::Reference source;
   index::Reference dest;
   Status status;
-  std::string digest;    // what the destination serves now
-  bool skipped = false;  // the destination already had it
+  std::string digest;       // what the destination serves now
+  bool skipped = false;     // the destination already had it
+  bool dest_lacks = false;  // the check found the destination without it (no second HEAD)
   bool rebuilt = false;
   std::vector<std::string> warnings;
 };

@@ -57,6 +57,9 @@ struct PushItem {
   std::string digest;  // the digest pushed (differs from top's when an index was rebuilt)
   bool rebuilt = false;
   bool already_present = false;  // the destination tag already had this digest
+  // Set by a caller that has just seen dest not serving `top` (mirror's check): the push
+  // neither asks again nor HEADs the top manifest before its PUT.
+  bool dest_lacks_top = false;
   std::vector<std::string> warnings;
 };
 

@@ -338,6 +338,62 @@ TEST_F(PushTest, MirrorSkipsImagesTheDestinationHasAndTransfersTheRest) {
   EXPECT_EQ(CountRequests(*source_, mark, "GET", "/v2/"), 0u);
 }
 
+// Requests cost the destination registry CPU (docker-registry spends about as much on one
+// as on 0.4 MiB of upload), so a mirror into an empty destination asks about each image's
+// tag once (the check; the push trusts it), and mounts a blob this run already put in
+// another repository without a HEAD first.
+TEST_F(PushTest, MirrorAsksAboutEachTagOnceAndMountsWithoutAHead) {
+  StartDest();
+  CliResult r = Silo({"mirror", "-j", "1", "-f", ListFile(*refs_), dest_->host_port() + "/m"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t end = LogSize(*dest_);
+  const std::string log = ReadFileToString(dest_->log_path()).substr(0, end);
+  for (const auto& ref : *refs_) {
+    EXPECT_EQ(SkopeoDigest(*dest_, Dest(ref, "m")), SkopeoDigest(*source_, ref)) << ref;
+    std::string path = PathOf(ref);
+    std::string repo = path.substr(0, path.rfind(':'));
+    std::string tag = path.substr(path.rfind(':') + 1);
+    EXPECT_EQ(CountIn(log, "HEAD", "/v2/m/" + repo + "/manifests/" + tag + " "), 1u) << ref;
+    EXPECT_EQ(CountIn(log, "PUT", "/v2/m/" + repo + "/manifests/" + tag + " "), 1u) << ref;
+  }
+  size_t mounts = 0;
+  for (const auto& line : Lines(log)) {
+    if (line.find("response completed") == std::string::npos) continue;
+    size_t at = line.find("/blobs/uploads/?mount=");
+    if (at == std::string::npos) continue;
+    size_t v2 = line.rfind("/v2/", at);
+    ASSERT_NE(v2, std::string::npos) << line;
+    std::string repo = line.substr(v2 + 4, at - v2 - 4);
+    size_t d = at + std::string("/blobs/uploads/?mount=").size();
+    std::string digest = line.substr(d, line.find('&', d) - d);
+    if (size_t colon = digest.find("%3A"); colon != std::string::npos) digest.replace(colon, 3, ":");
+    ++mounts;
+    EXPECT_EQ(CountIn(log, "HEAD", "/v2/" + repo + "/blobs/" + digest), 0u) << repo << "@" << digest;
+  }
+  EXPECT_GT(mounts, 0u) << dest_->LogTail();
+  EXPECT_EQ(r.err.find(" 0 mounted"), std::string::npos) << r.err;
+}
+
+// A mount is only a shortcut: when the registry fails every mount request (503 through a
+// proxy), the push asks whether each blob is there and uploads it, and succeeds.
+TEST_F(PushTest, AFailingMountFallsBackToAnUpload) {
+  StartDest();
+  PullAll();
+  FaultProxy proxy(tmp_ / "proxy", dest_->url(), {"--status503", "1", "--methods", "POST", "--path-regex", "mount="});
+  CliResult r = Silo({"push", "--plain-http", proxy.host_port(), "--retries", "0", "-j", "1", "-f", ListFile(*refs_),
+                      proxy.host_port()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& ref : *refs_) {
+    EXPECT_EQ(SkopeoDigest(*dest_, proxy.host_port() + "/" + PathOf(ref)), SkopeoDigest(*source_, ref)) << ref;
+  }
+  size_t failed_mounts = 0;
+  for (const auto& line : proxy.Log()) {
+    if (line.find("mount=") != std::string::npos && line.find("status=503") != std::string::npos) ++failed_mounts;
+  }
+  EXPECT_GT(failed_mounts, 0u) << proxy.Output();
+  EXPECT_NE(r.err.find(" 0 mounted"), std::string::npos) << r.err;
+}
+
 // One image under two tags of one repository, pushed at once: each child manifest is PUT
 // once. The CNCF registry rewrites a manifest's link file in place on every PUT of it, so a
 // second PUT of a child racing the other tag's index PUT (which reads that link to check
