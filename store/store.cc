@@ -342,8 +342,7 @@ struct ChunkBatch {
 }  // namespace
 
 Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level) {
-  // A store created without compression ("none") stays without it.
-  ChunkBatch c(id, raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_, chunks());
+  ChunkBatch c(id, raw, ChunkLevel(zstd_level), chunks());
   SILO_TRY(c.status);
   *stored_size = c.meta.stored_length;
   SILO_TRY(FromRocks(c.batch.Put(chunk_meta(), KeyOf(id), c.meta.Encode()), "write chunk"));
@@ -352,7 +351,7 @@ Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_s
 
 Status StoreImpl::WriteChunkUnlogged(const ChunkId& id, ByteSpan raw, int zstd_level, ChunkMeta* meta,
                                      uint64_t* ticket) {
-  ChunkBatch c(id, raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_, chunks());
+  ChunkBatch c(id, raw, ChunkLevel(zstd_level), chunks());
   SILO_TRY(c.status);
   *meta = c.meta;
   // The pending record first and logged: whenever the bytes may have reached disk, a
