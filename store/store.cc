@@ -422,7 +422,7 @@ bool StoreImpl::ChunkExists(const ChunkId& id) {
   return meta.ok() && !meta->pending;
 }
 
-static ObjectInfo InfoFromRecord(const Digest& digest, const ObjectRecord& r) {
+ObjectInfo StoreImpl::InfoFromRecord(const Digest& digest, const ObjectRecord& r) {
   ObjectInfo info;
   info.digest = digest;
   info.size = r.size;

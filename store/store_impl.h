@@ -75,6 +75,8 @@ class StoreImpl final : public Store {
   bool read_only() const { return read_only_; }
   Status RequireWritable(std::string_view what) const;
 
+  // What Stat() tells of the object `digest` whose record is `r`.
+  static ObjectInfo InfoFromRecord(const Digest& digest, const ObjectRecord& r);
   // The record of a SHA-256 object; NotFound when absent.
   Result<ObjectRecord> LoadRecord(const Digest& digest, const rocksdb::Snapshot* snapshot = nullptr);
   // Reads and verifies one chunk into `out`. Integrity error when damaged or missing.
