@@ -12,11 +12,9 @@ CommitGroupImpl::CommitGroupImpl(StoreImpl* store, const CommitGroupOptions& opt
 CommitGroupImpl::~CommitGroupImpl() {
   // Nothing unwritten becomes visible; the writers' pins and the group's go.
   auto& b = store_->barrier();
-  for (Pending* p : {&pending_, &writing_}) {
-    for (const auto& k : p->chunk_pins) b.UnpinChunk(k);
-    for (const auto& k : p->object_pins) b.UnpinObject(k);
-  }
-  for (const auto& id : pinned_) b.UnpinObject(id);
+  for (const auto& k : pending_.chunk_pins) b.UnpinChunk(k);
+  for (const auto& k : pending_.object_pins) b.UnpinObject(k);
+  for (const auto& [id, queued] : objects_) b.UnpinObject(id);
 }
 
 Status CommitGroupImpl::error() {
@@ -28,7 +26,7 @@ void CommitGroupImpl::PinObject(const Digest& digest) {
   std::string id(digest.raw());
   {
     std::lock_guard lock(mu_);
-    if (!pinned_.insert(id).second) return;
+    if (!objects_.try_emplace(id, false).second) return;
   }
   store_->barrier().PinObject(id);
 }
@@ -40,7 +38,7 @@ Status CommitGroupImpl::AddChunk(const ChunkId& id, ByteSpan raw, int zstd_level
   {
     std::lock_guard lock(mu_);
     SILO_TRY(error_);
-    if (Holds(pending_, true, key) || Holds(writing_, true, key)) return Status::Ok();
+    if (chunks_.contains(key)) return Status::Ok();
   }
   // Compressed outside the lock; two writers racing on the same new chunk may both
   // compress it, and the second finds it queued below.
@@ -53,11 +51,11 @@ Status CommitGroupImpl::AddChunk(const ChunkId& id, ByteSpan raw, int zstd_level
                                                : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
   std::lock_guard lock(mu_);
   SILO_TRY(error_);
-  if (Holds(pending_, true, key) || Holds(writing_, true, key)) return Status::Ok();
+  if (chunks_.contains(key)) return Status::Ok();
   SILO_TRY(FromRocks(pending_.batch.Put(store_->chunks(), rocksdb::SliceParts(&k, 1), rocksdb::SliceParts(parts, 2)),
                      "write chunk"));
   SILO_TRY(FromRocks(pending_.batch.Put(store_->chunk_meta(), k, meta_value), "write chunk"));
-  pending_.chunks.insert(std::move(key));
+  chunks_.insert(std::move(key));
   pending_.bytes += meta.stored_length;
   *added = true;
   *stored_size = meta.stored_length;
@@ -76,14 +74,16 @@ Result<bool> CommitGroupImpl::AddObject(const Digest& digest, std::optional<std:
     for (auto& k : chunk_pins) pending_.chunk_pins.push_back(std::move(k));
     for (auto& k : object_pins) pending_.object_pins.push_back(std::move(k));
     SILO_TRY(error_);
-    if (!Holds(pending_, false, id) && !Holds(writing_, false, id)) {
+    bool& queued = objects_[id];  // pinned by the writer through PinObject already
+    if (!queued) {
       if (record) {
         SILO_TRY(FromRocks(pending_.batch.Put(store_->objects(), id, *record), "commit " + digest.ToString()));
         pending_.bytes += record->size();
       }
       if (alias)
         SILO_TRY(FromRocks(pending_.batch.Put(store_->aliases(), alias->raw(), id), "commit " + digest.ToString()));
-      pending_.objects.insert(id);
+      pending_.objects.push_back(id);
+      queued = true;
       added = true;
     }
     full = pending_.bytes >= max_bytes_;
@@ -109,30 +109,32 @@ Status CommitGroupImpl::Flush() {
 }
 
 Status CommitGroupImpl::WriteLocked() {
+  Pending writing;
   {
     std::lock_guard lock(mu_);
     SILO_TRY(error_);
-    writing_ = std::move(pending_);
+    writing = std::move(pending_);
     pending_ = Pending();
   }
   Status s;
   auto& b = store_->barrier();
-  if (writing_.batch.Count() > 0) {
+  if (writing.batch.Count() > 0) {
     // Under the barrier, as a single commit: a running collection either sees these
     // records or keeps what they use (shaded here; the objects are pinned besides).
     std::lock_guard lock(b.mutex());
-    s = FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &writing_.batch), "commit group");
+    s = FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &writing.batch), "commit group");
     if (s.ok()) {
-      for (const auto& id : writing_.objects) b.ShadeObjectLocked(id);
-      for (const auto& k : writing_.chunk_pins) b.ShadeChunkLocked(k);
-      for (const auto& k : writing_.object_pins) b.ShadeObjectLocked(k);
+      for (const auto& id : writing.objects) b.ShadeObjectLocked(id);
+      for (const auto& k : writing.chunk_pins) b.ShadeChunkLocked(k);
+      for (const auto& k : writing.object_pins) b.ShadeObjectLocked(k);
     }
   }
-  for (const auto& k : writing_.chunk_pins) b.UnpinChunk(k);
-  for (const auto& k : writing_.object_pins) b.UnpinObject(k);
-  std::lock_guard lock(mu_);
-  writing_ = Pending();
-  if (!s.ok() && error_.ok()) error_ = s;
+  for (const auto& k : writing.chunk_pins) b.UnpinChunk(k);
+  for (const auto& k : writing.object_pins) b.UnpinObject(k);
+  if (!s.ok()) {
+    std::lock_guard lock(mu_);
+    if (error_.ok()) error_ = s;
+  }
   return s;
 }
 

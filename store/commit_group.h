@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -43,26 +44,25 @@ class CommitGroupImpl final : public CommitGroup {
  private:
   struct Pending {
     rocksdb::WriteBatch batch;
-    std::unordered_set<std::string> objects;  // raw digests of records queued
-    std::unordered_set<std::string> chunks;   // keys of chunks queued
-    std::vector<std::string> chunk_pins;      // released once the batch is written
+    std::vector<std::string> objects;     // raw digests of the records queued
+    std::vector<std::string> chunk_pins;  // released once the batch is written
     std::vector<std::string> object_pins;
     size_t bytes = 0;
   };
   // With flush_mu_ held: writes `mu_`'s pending batch (if any) and releases its pins.
   Status WriteLocked();
-  bool Holds(const Pending& p, bool chunk, const std::string& key) const {
-    return chunk ? p.chunks.contains(key) : p.objects.contains(key);
-  }
 
   StoreImpl* store_;
   const size_t max_bytes_;
   std::mutex flush_mu_;  // one batch written at a time, in the order they were cut
   std::mutex mu_;        // everything below
   Pending pending_;
-  Pending writing_;  // cut from pending_, being written (its sets still answer lookups)
   Status error_;
-  std::unordered_set<std::string> pinned_;  // object ids pinned for the group's life
+  // Every object the group pinned (for its life), true once its record was queued; and
+  // every chunk queued. Kept after their batch is written, so a writer that looked
+  // before that write does not queue them again.
+  std::unordered_map<std::string, bool> objects_;
+  std::unordered_set<std::string> chunks_;
 };
 
 }  // namespace silo::store

@@ -216,6 +216,9 @@ class WriterImpl final : public ObjectWriter {
         SILO_TRY(CommitToGroup(digest, rec, &info));
         return info;
       }
+      // Its first, logged chunks may wait in the group's batch: written before the record
+      // that needs them.
+      SILO_TRY(group_->Flush());
     }
     {
       // Under the barrier: a running collection either sees this object or never
