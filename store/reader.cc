@@ -130,7 +130,8 @@ Result<std::unique_ptr<ObjectReader>> StoreImpl::NewReader(const Digest& digest)
   std::string key(d.raw());
   barrier().PinObject(key);
   auto rec = LoadRecord(d);
-  auto info = rec.ok() ? Stat(d) : Result<ObjectInfo>(rec.status());
+  // The info from the record just read (a Stat would read and decode it once more).
+  auto info = rec.ok() ? Result<ObjectInfo>(InfoFromRecord(d, *rec)) : Result<ObjectInfo>(rec.status());
   if (!info.ok()) {
     barrier().UnpinObject(key);
     return std::move(info).take_status();

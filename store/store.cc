@@ -166,12 +166,23 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
       // dictionary read and digested again.
       t.metadata_cache_options.unpartitioned_pinning = rocksdb::PinningTier::kAll;
       o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
-      // A bulk load (a cold snapshot of many small files) flushes this family often, and
-      // each L0-to-L1 compaction rewrites all of L1: compact after 8 flushes, not 4.
-      o.level0_file_num_compaction_trigger = 8;
+      // A bulk load (a cold snapshot of many small files) flushes this family a dozen times
+      // or more, and each L0-to-L1 compaction rewrites all of L1: compact after 16
+      // flushes (each compaction decompresses and recompresses every inline file it
+      // holds), with the write slowdown and stop moved up to match.
+      o.level0_file_num_compaction_trigger = 16;
+      o.level0_slowdown_writes_trigger = 28;
+      o.level0_stop_writes_trigger = 44;
     } else if (i == kIndex) {
       o.compression = rocksdb::kZSTD;  // the stat caches: about a tenth smaller than LZ4
       o.compression_opts.level = 1;
+    }
+    // Every commit and new chunk first asks whether its record exists, and in a bulk load
+    // the answer is mostly no: a Bloom filter over the memtable answers that without a
+    // skiplist search.
+    if (i == kObjects || i == kAliases || i == kChunkMeta) {
+      o.memtable_prefix_bloom_size_ratio = 0.05;
+      o.memtable_whole_key_filtering = true;
     }
     descs.emplace_back(kCfNames[i], o);
   }
@@ -342,8 +353,7 @@ struct ChunkBatch {
 }  // namespace
 
 Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level) {
-  // A store created without compression ("none") stays without it.
-  ChunkBatch c(id, raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_, chunks());
+  ChunkBatch c(id, raw, ChunkLevel(zstd_level), chunks());
   SILO_TRY(c.status);
   *stored_size = c.meta.stored_length;
   SILO_TRY(FromRocks(c.batch.Put(chunk_meta(), KeyOf(id), c.meta.Encode()), "write chunk"));
@@ -352,7 +362,7 @@ Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_s
 
 Status StoreImpl::WriteChunkUnlogged(const ChunkId& id, ByteSpan raw, int zstd_level, ChunkMeta* meta,
                                      uint64_t* ticket) {
-  ChunkBatch c(id, raw, zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_, chunks());
+  ChunkBatch c(id, raw, ChunkLevel(zstd_level), chunks());
   SILO_TRY(c.status);
   *meta = c.meta;
   // The pending record first and logged: whenever the bytes may have reached disk, a
@@ -412,7 +422,7 @@ bool StoreImpl::ChunkExists(const ChunkId& id) {
   return meta.ok() && !meta->pending;
 }
 
-static ObjectInfo InfoFromRecord(const Digest& digest, const ObjectRecord& r) {
+ObjectInfo StoreImpl::InfoFromRecord(const Digest& digest, const ObjectRecord& r) {
   ObjectInfo info;
   info.digest = digest;
   info.size = r.size;

@@ -40,6 +40,8 @@ struct OpenOptions {
   size_t chunk_cache_bytes = 0;
 };
 
+class CommitGroup;
+
 struct PutOptions {
   std::optional<Digest> expected_digest;  // a SHA-256 or SHA-1 digest the content must have
   std::optional<uint64_t> expected_size;
@@ -55,6 +57,9 @@ struct PutOptions {
   // zstd level for this object's new chunks (0: the store's own level). Chunks stay
   // uncompressed when zstd does not save an eighth, whatever the level.
   int compression_level = 0;
+  // Commits the object through this group (see CommitGroup) instead of with a write of
+  // its own. Not together with `ref` or `resume_key` (InvalidArgument).
+  std::shared_ptr<CommitGroup> commit_group;
 };
 
 struct ObjectInfo {
@@ -94,6 +99,30 @@ class ObjectWriter {
   // makes them durable and records them. Bytes after the last chunk boundary are not
   // kept, so bytes_written() may move back to that boundary.
   virtual Status Checkpoint() = 0;
+};
+
+// Many small objects committed together: a writer given the group (PutOptions) queues its
+// object record, alias and new chunks in the group's batch, which is written in one atomic
+// batch once it holds about `max_bytes` (by whichever Commit crosses that) or on Flush(),
+// instead of with one write per object. Commit() into a group returns the ObjectInfo at
+// once; the object is visible to readers no later than the next Flush() that returns ok.
+// Crash safety is unchanged: after a crash an object is absent or whole.
+//
+// Every object committed into the group, new or already stored, stays pinned (as by
+// ObjectPins) while the group lives, so gc keeps it and all it reaches. Dropping the group
+// drops what it has not written (nothing half-written becomes visible). A failed write
+// is sticky: every later Commit into the group and every Flush() returns that error.
+// Thread-safe; must not outlive its store.
+class CommitGroup {
+ public:
+  virtual ~CommitGroup() = default;
+  // Writes what the group holds; when it returns ok, every object committed into the
+  // group before the call is visible.
+  virtual Status Flush() = 0;
+};
+
+struct CommitGroupOptions {
+  size_t max_bytes = 2 << 20;  // queued bytes (records and stored chunks) that start a write
 };
 
 // Bytes of an object handed out without a copy: `bytes` stays valid for as long as `owner`
@@ -225,6 +254,8 @@ class Store {
   virtual Result<Digest> Resolve(const Digest& digest) = 0;
   // An empty set of pins (see ObjectPins).
   virtual std::unique_ptr<ObjectPins> NewPins() = 0;
+  // A new, empty commit group (see CommitGroup).
+  virtual Result<std::shared_ptr<CommitGroup>> NewCommitGroup(const CommitGroupOptions& options = {}) = 0;
 
   // --- refs ---
   virtual Result<std::optional<Digest>> GetRef(const std::string& name) = 0;

@@ -36,6 +36,7 @@ class StoreImpl final : public Store {
   Result<std::vector<Digest>> Missing(std::span<const Digest> digests) override;
   Result<Digest> Resolve(const Digest& digest) override;
   std::unique_ptr<ObjectPins> NewPins() override;
+  Result<std::shared_ptr<CommitGroup>> NewCommitGroup(const CommitGroupOptions& options) override;
 
   Result<std::optional<Digest>> GetRef(const std::string& name) override;
   Status SetRef(const std::string& name, const Digest& target, std::optional<std::optional<Digest>> expected) override;
@@ -74,6 +75,8 @@ class StoreImpl final : public Store {
   bool read_only() const { return read_only_; }
   Status RequireWritable(std::string_view what) const;
 
+  // What Stat() tells of the object `digest` whose record is `r`.
+  static ObjectInfo InfoFromRecord(const Digest& digest, const ObjectRecord& r);
   // The record of a SHA-256 object; NotFound when absent.
   Result<ObjectRecord> LoadRecord(const Digest& digest, const rocksdb::Snapshot* snapshot = nullptr);
   // Reads and verifies one chunk into `out`. Integrity error when damaged or missing.
@@ -90,6 +93,9 @@ class StoreImpl final : public Store {
   // Writes a new chunk and its metadata in one batch through the WAL (so a commit written
   // after it can never survive a crash that loses it). `zstd_level` 0: the store's level.
   Status WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level = 0);
+  // The zstd level a chunk written with `zstd_level` gets (0: the store's level; a store
+  // created without compression stays without it).
+  int ChunkLevel(int zstd_level) const { return zstd_level_ == 0 ? 0 : zstd_level > 0 ? zstd_level : zstd_level_; }
   // The same for the bulk of a large object, with each byte written once instead of twice:
   // a pending metadata record goes through the WAL, the bytes do not. Until the caller
   // has called FlushUnloggedChunks(*ticket) and written `*meta` with pending cleared (in

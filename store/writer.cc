@@ -4,6 +4,7 @@
 #include <deque>
 #include <mutex>
 
+#include "store/commit_group.h"
 #include "store/hash_lane.h"
 #include "store/rocks.h"
 #include "store/store_impl.h"
@@ -17,7 +18,10 @@ constexpr std::string_view kPartialSpace = "partial";
 class WriterImpl final : public ObjectWriter {
  public:
   WriterImpl(StoreImpl* store, PutOptions options)
-      : store_(store), options_(std::move(options)), chunker_(store->chunk_params()) {
+      : store_(store),
+        options_(std::move(options)),
+        group_(static_cast<CommitGroupImpl*>(options_.commit_group.get())),
+        chunker_(store->chunk_params()) {
     if (options_.sha1_alias || (options_.expected_digest && !options_.expected_digest->is_sha256())) {
       sha1_.emplace();
     }
@@ -204,6 +208,18 @@ class WriterImpl final : public ObjectWriter {
 
     // Outside the locks below: a flush takes a while.
     SILO_ASSIGN_OR_RETURN(bool any_unlogged, FlushUnlogged());
+    // An object with chunks written unlogged (a large one) confirms them in a write of its
+    // own; the group still pins it.
+    if (group_) {
+      group_->PinObject(digest);
+      if (!any_unlogged) {
+        SILO_TRY(CommitToGroup(digest, rec, &info));
+        return info;
+      }
+      // Its first, logged chunks may wait in the group's batch: written before the record
+      // that needs them.
+      SILO_TRY(group_->Flush());
+    }
     {
       // Under the barrier: a running collection either sees this object or never
       // deletes what it needs.
@@ -250,6 +266,66 @@ class WriterImpl final : public ObjectWriter {
   }
 
  private:
+  // Commit's end with a group: the record and alias join the group's batch unless stored
+  // already (the group pinned the object before this looks), and the group takes over
+  // this writer's pins until that batch is written.
+  Status CommitToGroup(const Digest& digest, ObjectRecord& rec, ObjectInfo* info) {
+    rocksdb::PinnableSlice existing;
+    auto rs = store_->db()->Get(rocksdb::ReadOptions(), store_->objects(), digest.raw(), &existing);
+    if (rs.ok()) {
+      auto old = ObjectRecord::Decode(existing.ToStringView());
+      info->existed = true;
+      info->created_us = old.ok() ? old->created_us : 0;
+    } else if (!rs.IsNotFound()) {
+      return FromRocks(rs, "commit " + digest.ToString());
+    }
+    std::optional<Digest> alias;
+    if (rec.has_sha1) {
+      alias = Digest::Sha1(rec.sha1);
+      std::string value;
+      if (info->existed && store_->db()->Get(rocksdb::ReadOptions(), store_->aliases(), alias->raw(), &value).ok()) {
+        alias.reset();
+      }
+    }
+    std::optional<std::string> record;
+    if (!info->existed) {
+      rec.created_us = NowMicros();
+      record = rec.Encode();
+    }
+    std::vector<std::string> chunk_pins;
+    for (auto& s : slots_) {
+      if (!s.pinned) continue;
+      chunk_pins.emplace_back(KeyOf(s.ref.id));
+      s.pinned = false;
+    }
+    std::vector<std::string> object_pins;
+    for (const auto& l : options_.links) object_pins.emplace_back(l.raw());
+    released_ = true;  // the group releases them now
+    if (!record && !alias) {
+      {
+        std::lock_guard lock(store_->barrier().mutex());
+        for (const auto& k : chunk_pins) store_->barrier().ShadeChunkLocked(k);
+        for (const auto& k : object_pins) store_->barrier().ShadeObjectLocked(k);
+      }
+      ReleaseAdopted(chunk_pins, object_pins);
+      return Status::Ok();
+    }
+    SILO_ASSIGN_OR_RETURN(
+        bool added, group_->AddObject(digest, std::move(record), alias, std::move(chunk_pins), std::move(object_pins)));
+    if (!added) {
+      info->existed = true;  // another writer of the group queued it first
+    } else if (!info->existed) {
+      if (rec.inlined) info->new_stored_bytes += rec.inline_data.size();
+      info->created_us = rec.created_us;
+    }
+    return Status::Ok();
+  }
+
+  void ReleaseAdopted(const std::vector<std::string>& chunk_pins, const std::vector<std::string>& object_pins) {
+    for (const auto& k : chunk_pins) store_->barrier().UnpinChunk(k);
+    for (const auto& k : object_pins) store_->barrier().UnpinObject(k);
+  }
+
   // Forgets a checkpoint that cannot be used.
   void Restart() {
     for (auto& slot : slots_) {
@@ -347,7 +423,11 @@ class WriterImpl final : public ObjectWriter {
     slot->pinned = true;
     if (store_->ChunkExists(slot->ref.id)) return Status::Ok();
     uint64_t stored = 0;
-    if (slot->unlogged) {
+    if (group_ && !slot->unlogged) {
+      bool added = false;
+      SILO_TRY(group_->AddChunk(slot->ref.id, data, options_.compression_level, &added, &stored));
+      if (!added) return Status::Ok();
+    } else if (slot->unlogged) {
       SILO_TRY(store_->WriteChunkUnlogged(slot->ref.id, data, options_.compression_level, &slot->meta, &slot->ticket));
       stored = slot->meta.stored_length;
     } else {
@@ -380,6 +460,7 @@ class WriterImpl final : public ObjectWriter {
 
   StoreImpl* store_;
   PutOptions options_;
+  CommitGroupImpl* group_;  // null without one; options_ keeps it alive
   Chunker chunker_;
   Sha256 sha256_;
   std::optional<Sha1> sha1_;
@@ -412,6 +493,9 @@ class WriterImpl final : public ObjectWriter {
 Result<std::unique_ptr<ObjectWriter>> StoreImpl::NewWriter(const PutOptions& options) {
   SILO_TRY(RequireWritable("put"));
   if (!options.ref.empty()) SILO_TRY(ValidateRefName(options.ref));
+  if (options.commit_group && (!options.ref.empty() || !options.resume_key.empty())) {
+    return Status::InvalidArgument("put: a commit group cannot set a ref or resume a write");
+  }
   for (const auto& l : options.links) {
     if (!l.is_sha256()) return Status::InvalidArgument("link " + l.ToString() + ": links name sha256 objects");
   }

@@ -461,15 +461,28 @@ class Restorer {
       ::unlinkat(dfd, tmp.c_str(), 0);
       return s;
     };
+    // A chunked object is written straight from the stored chunks (ReadPiece hands them
+    // out in place); an inline one, which ReadPiece would copy, through the buffer.
+    const bool in_place = !reader->info().inlined;
     thread_local std::vector<uint8_t> buf(1 << 20);
     for (;;) {
       if (Interrupted()) return cleanup(Status::Interrupted("restore interrupted"));
-      auto n = reader->Read(buf);
-      if (!n.ok()) return cleanup(n.status().WithContext(path));
-      if (*n == 0) break;
-      if (Status s = WriteAll(out.get(), {buf.data(), *n}, path); !s.ok()) return cleanup(s);
-      bytes_written_ += *n;
-      if (opts_.progress) opts_.progress->Add(*n);
+      ByteSpan bytes;
+      store::ObjectPiece piece;
+      if (in_place) {
+        auto p = reader->ReadPiece(buf.size());
+        if (!p.ok()) return cleanup(p.status().WithContext(path));
+        piece = std::move(p).value();
+        bytes = AsBytes(piece.bytes);
+      } else {
+        auto n = reader->Read(buf);
+        if (!n.ok()) return cleanup(n.status().WithContext(path));
+        bytes = {buf.data(), *n};
+      }
+      if (bytes.empty()) break;
+      if (Status s = WriteAll(out.get(), bytes, path); !s.ok()) return cleanup(s);
+      bytes_written_ += bytes.size();
+      if (opts_.progress) opts_.progress->Add(bytes.size());
     }
     ApplyMeta(out.get(), e, path, false);
     if (!fresh_dir && ::renameat(dfd, tmp.c_str(), dfd, e.name.c_str()) != 0) {
