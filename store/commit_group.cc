@@ -47,7 +47,7 @@ Status CommitGroupImpl::AddChunk(const ChunkId& id, ByteSpan raw, int zstd_level
   std::string meta_value = meta.Encode();
   rocksdb::Slice k(key);
   rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
-                             enc.is_compressed ? rocksdb::Slice(enc.compressed)
+                             enc.is_compressed ? rocksdb::Slice(enc.compressed().data(), enc.compressed().size())
                                                : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
   std::lock_guard lock(mu_);
   SILO_TRY(error_);
