@@ -43,18 +43,11 @@ Status CommitGroupImpl::AddChunk(const ChunkId& id, ByteSpan raw, int zstd_level
   // Compressed outside the lock; two writers racing on the same new chunk may both
   // compress it, and the second finds it queued below.
   EncodedChunk enc = EncodeChunk(raw, store_->ChunkLevel(zstd_level));
-  ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))};
-  std::string meta_value = meta.Encode();
-  rocksdb::Slice k(key);
-  rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
-                             enc.is_compressed ? rocksdb::Slice(enc.compressed().data(), enc.compressed().size())
-                                               : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
   std::lock_guard lock(mu_);
   SILO_TRY(error_);
   if (chunks_.contains(key)) return Status::Ok();
-  SILO_TRY(FromRocks(pending_.batch.Put(store_->chunks(), rocksdb::SliceParts(&k, 1), rocksdb::SliceParts(parts, 2)),
-                     "write chunk"));
-  SILO_TRY(FromRocks(pending_.batch.Put(store_->chunk_meta(), k, meta_value), "write chunk"));
+  SILO_ASSIGN_OR_RETURN(ChunkMeta meta, store_->PutChunkValue(&pending_.batch, id, raw, enc));
+  SILO_TRY(FromRocks(pending_.batch.Put(store_->chunk_meta(), key, meta.Encode()), "write chunk"));
   chunks_.insert(std::move(key));
   pending_.bytes += meta.stored_length;
   *added = true;

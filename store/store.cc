@@ -333,41 +333,44 @@ namespace {
 // regrowth copies every byte of the chunk once more).
 struct ChunkBatch {
   EncodedChunk enc;
-  ChunkMeta meta;
   rocksdb::WriteBatch batch;
+  Result<ChunkMeta> meta;
 
-  ChunkBatch(const ChunkId& id, ByteSpan raw, int zstd_level, rocksdb::ColumnFamilyHandle* chunks)
+  ChunkBatch(StoreImpl* store, const ChunkId& id, ByteSpan raw, int zstd_level)
       : enc(EncodeChunk(raw, zstd_level)),
-        meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))},
-        batch(meta.stored_length + 256) {
-    rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());
-    rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
-                               enc.is_compressed
-                                   ? rocksdb::Slice(enc.compressed().data(), enc.compressed().size())
-                                   : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
-    status = FromRocks(batch.Put(chunks, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk");
-  }
-  Status status;
+        batch(enc.stored_size(raw.size()) + 256),
+        meta(store->PutChunkValue(&batch, id, raw, enc)) {}
 };
 
 }  // namespace
 
+Result<ChunkMeta> StoreImpl::PutChunkValue(rocksdb::WriteBatch* batch, const ChunkId& id, ByteSpan raw,
+                                           const EncodedChunk& enc) {
+  ChunkMeta meta{NowMicros(), static_cast<uint32_t>(raw.size()), static_cast<uint32_t>(enc.stored_size(raw.size()))};
+  rocksdb::Slice key(KeyOf(id).data(), KeyOf(id).size());
+  rocksdb::Slice parts[2] = {rocksdb::Slice(enc.header),
+                             enc.is_compressed ? rocksdb::Slice(enc.compressed().data(), enc.compressed().size())
+                                               : rocksdb::Slice(reinterpret_cast<const char*>(raw.data()), raw.size())};
+  SILO_TRY(FromRocks(batch->Put(chunks(), rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2)), "write chunk"));
+  return meta;
+}
+
 Status StoreImpl::WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level) {
-  ChunkBatch c(id, raw, ChunkLevel(zstd_level), chunks());
-  SILO_TRY(c.status);
-  *stored_size = c.meta.stored_length;
-  SILO_TRY(FromRocks(c.batch.Put(chunk_meta(), KeyOf(id), c.meta.Encode()), "write chunk"));
+  ChunkBatch c(this, id, raw, ChunkLevel(zstd_level));
+  SILO_TRY(c.meta.status());
+  *stored_size = c.meta->stored_length;
+  SILO_TRY(FromRocks(c.batch.Put(chunk_meta(), KeyOf(id), c.meta->Encode()), "write chunk"));
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &c.batch), "write chunk");
 }
 
 Status StoreImpl::WriteChunkUnlogged(const ChunkId& id, ByteSpan raw, int zstd_level, ChunkMeta* meta,
                                      uint64_t* ticket) {
-  ChunkBatch c(id, raw, ChunkLevel(zstd_level), chunks());
-  SILO_TRY(c.status);
-  *meta = c.meta;
+  ChunkBatch c(this, id, raw, ChunkLevel(zstd_level));
+  SILO_TRY(c.meta.status());
+  *meta = *c.meta;
   // The pending record first and logged: whenever the bytes may have reached disk, a
   // record exists that lets gc find and sweep them.
-  ChunkMeta pending = c.meta;
+  ChunkMeta pending = *c.meta;
   pending.pending = true;
   SILO_TRY(FromRocks(db_->Put(rocksdb::WriteOptions(), chunk_meta(), KeyOf(id), pending.Encode()), "write chunk"));
   rocksdb::WriteOptions unlogged;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -90,6 +91,9 @@ class StoreImpl final : public Store {
   bool ChunkExists(const ChunkId& id);
   // Deletes a chunk found damaged (objects using it are damaged already; fsck names them).
   Status DropDamagedChunk(const ChunkId& id);
+  // Appends chunk `id`'s value to `batch` (`enc`'s header, then its frame or `raw` itself,
+  // not copied first) and returns the chunk's metadata as of now.
+  Result<ChunkMeta> PutChunkValue(rocksdb::WriteBatch* batch, const ChunkId& id, ByteSpan raw, const EncodedChunk& enc);
   // Writes a new chunk and its metadata in one batch through the WAL (so a commit written
   // after it can never survive a crash that loses it). `zstd_level` 0: the store's level.
   Status WriteChunk(const ChunkId& id, ByteSpan raw, uint64_t* stored_size, int zstd_level = 0);

@@ -265,18 +265,21 @@ struct Pusher::Impl {
 
   // PUTs a manifest unless the repository already has it under `reference` (a child put by
   // digest that this push already put or found is not asked about again).
+  // `known_absent`: the caller has just seen the destination lack it (no check again).
   Status PutManifest(const std::string& repo, const std::string& reference, const std::string& digest,
-                     const std::string& bytes, const std::string& media_type) {
+                     const std::string& bytes, const std::string& media_type, bool known_absent = false) {
     std::lock_guard put_lock(ManifestLock(repo));
-    if (reference == digest && KnownManifest(repo, digest)) {
-      counters.manifests_present++;
-      return Status::Ok();
-    }
-    SILO_ASSIGN_OR_RETURN(auto there, client.ManifestDigest(repo, reference));
-    if (there && *there == digest) {
-      counters.manifests_present++;
-      RememberManifest(repo, digest);
-      return Status::Ok();
+    if (!known_absent) {
+      if (reference == digest && KnownManifest(repo, digest)) {
+        counters.manifests_present++;
+        return Status::Ok();
+      }
+      SILO_ASSIGN_OR_RETURN(auto there, client.ManifestDigest(repo, reference));
+      if (there && *there == digest) {
+        counters.manifests_present++;
+        RememberManifest(repo, digest);
+        return Status::Ok();
+      }
     }
     SILO_TRY(client.PutManifest(repo, reference, bytes, media_type));
     counters.manifests_put++;
@@ -325,11 +328,7 @@ struct Pusher::Impl {
     const auto& top = graph.manifests.back();
     item.digest = top_digest;
     if (!graph.partial()) {
-      if (!item.dest_lacks_top) return PutManifest(repo, top_ref, top_digest, top.bytes, top.media_type);
-      SILO_TRY(PutManifestNow(repo, top_ref, top.bytes, top.media_type));
-      counters.manifests_put++;
-      RememberManifest(repo, top_digest);
-      return Status::Ok();
+      return PutManifest(repo, top_ref, top_digest, top.bytes, top.media_type, item.dest_lacks_top);
     }
     // A partial index: the original when the registry accepts it sparse, else one rebuilt
     // from the children present.
