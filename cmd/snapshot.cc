@@ -24,6 +24,7 @@ struct SnapshotArgs {
   std::vector<std::string> excludes;
   bool ignore_hidden = false;
   bool no_cache = false;
+  bool sha1 = false;
   size_t threads = 0;
 };
 
@@ -50,6 +51,7 @@ Status BuildRequest(SnapshotArgs& a, transfer::SnapshotRequest* req) {
     }
     req->top_is_source = cfg.dirs.size() == 1 && cfg.dirs[0].ignore_top;
     req->excludes = cfg.excludes;
+    req->sha1_alias = true;  // dsync's content store is named by SHA-1
   } else {
     if (a.dirs.empty()) return Status::InvalidArgument("snapshot: name a DIR or --config FILE");
     for (const auto& d : a.dirs) {
@@ -67,6 +69,7 @@ Status BuildRequest(SnapshotArgs& a, transfer::SnapshotRequest* req) {
   }
   req->excludes.insert(req->excludes.end(), a.excludes.begin(), a.excludes.end());
   req->use_stat_cache = !a.no_cache;
+  req->sha1_alias = req->sha1_alias || a.sha1;
   req->threads = a.threads;
   return Status::Ok();
 }
@@ -114,6 +117,9 @@ void RegisterSnapshot(CLI::App& app, Context& ctx) {
   sub->add_option("--exclude", a->excludes, "Leave out names (or, with a '/', paths) matching GLOB (repeatable)");
   sub->add_flag("--ignore-hidden", a->ignore_hidden, "Leave out names starting with '.'");
   sub->add_flag("--no-cache", a->no_cache, "Read every file (ignore the stat cache)");
+  sub->add_flag("--sha1", a->sha1,
+                "Also record a sha1: alias for each file's content (always on with --config, as dsync names "
+                "contents by SHA-1)");
   sub->add_option("--threads", a->threads, "Parallel file readers (default: one per CPU)");
   sub->callback([&ctx, a] { ctx.run = [&ctx, a] { return RunSnapshot(ctx.globals, *a); }; });
 }

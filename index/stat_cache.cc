@@ -19,7 +19,7 @@ std::string StatCacheKey(uint64_t device, uint64_t inode) {
 
 std::string EncodeStatCacheValue(const StatCacheValue& v) {
   std::string out;
-  out.push_back(1);  // version
+  out.push_back(v.sha1 ? 2 : 1);  // version 2: the content has its sha1: alias
   codec::PutVarint(&out, v.size);
   codec::PutSigned(&out, v.mtime_ns);
   codec::PutSigned(&out, v.ctime_ns);
@@ -31,8 +31,10 @@ bool DecodeStatCacheValue(std::string_view data, StatCacheValue* v) {
   codec::Reader r(data);
   uint8_t version = 0;
   std::string_view raw;
-  return r.Byte(&version) && version == 1 && r.Varint(&v->size) && r.Signed(&v->mtime_ns) && r.Signed(&v->ctime_ns) &&
-         r.Raw(32, &raw) && store::Digest::FromRaw(raw, &v->digest) && r.done();
+  if (!r.Byte(&version) || (version != 1 && version != 2)) return false;
+  v->sha1 = version == 2;
+  return r.Varint(&v->size) && r.Signed(&v->mtime_ns) && r.Signed(&v->ctime_ns) && r.Raw(32, &raw) &&
+         store::Digest::FromRaw(raw, &v->digest) && r.done();
 }
 
 std::string DirCacheSpace(std::string_view snapshot_name) {

@@ -23,6 +23,7 @@ struct StatCacheValue {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   store::Digest digest;
+  bool sha1 = false;  // the content was stored with its sha1: alias
   friend bool operator==(const StatCacheValue&, const StatCacheValue&) = default;
 };
 

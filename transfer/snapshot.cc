@@ -34,6 +34,8 @@ constexpr size_t kReadBuffer = 1 << 20;
 constexpr int kReadAttempts = 3;
 constexpr size_t kCacheBatch = 10000;
 constexpr int kSnapshotZstdLevel = 3;
+constexpr size_t kBatchFiles = 64;
+constexpr uint64_t kBatchBytes = 8 << 20;
 
 struct DirNode {
   std::vector<TreeEntry> entries;
@@ -58,6 +60,16 @@ struct DirNode {
 struct IgnoreSet {
   std::string base;  // directory (relative to the source root) the patterns apply below
   std::vector<std::string> patterns;
+};
+
+// A file for the readers: where it is, what the walk saw of it, and the entry to fill.
+struct ReadJob {
+  std::shared_ptr<Fd> dirfd;
+  DirNode* node;
+  TreeEntry* entry;
+  struct stat scanned;
+  std::string what;  // its path as messages name it
+  bool had_entry;    // the stat cache knew the inode (a changed file, not a new one)
 };
 
 struct HardlinkGroup {
@@ -90,9 +102,10 @@ void AppendView(std::string* view, const std::string& name, const struct stat& s
 }
 
 // The fingerprint of a directory: its view, then its subtrees' digests in entry order.
-store::Digest Fingerprint(const DirNode& node, bool settled_children) {
+// `sha1`: the snapshot records sha1: aliases (a tree cached without them does not match).
+store::Digest Fingerprint(const DirNode& node, bool settled_children, bool sha1) {
   Sha256 h;
-  const char version = 1;
+  const char version = sha1 ? 2 : 1;
   h.Update(AsBytes(std::string_view(&version, 1)));
   h.Update(AsBytes(node.view));
   for (size_t i = 0; i < node.entries.size(); ++i) {
@@ -167,6 +180,7 @@ class Scanner {
   // scanner is gone). *stale tells that one is not: the caller scans again without it.
   Status Settle(bool* stale) {
     *stale = false;
+    SubmitPending();
     wg_.Wait();
     {
       std::lock_guard lock(mu_);
@@ -239,7 +253,7 @@ class Scanner {
     SILO_ASSIGN_OR_RETURN(auto gone, pins_->PinExisting({&digest, 1}));
     if (!gone.empty()) return Status::Corruption("tree " + digest.ToString() + " vanished after it was stored");
     if (node.cacheable && !leaf_only) {
-      dir_updates_.emplace_back(node.cache_key, index::DirCacheValue{Fingerprint(node, false), digest});
+      dir_updates_.emplace_back(node.cache_key, index::DirCacheValue{Fingerprint(node, false, req_.sha1_alias), digest});
     }
     return digest;
   }
@@ -428,7 +442,7 @@ class Scanner {
     ignores.resize(ignores_before);
     if (use_dir_cache_ && node->cacheable && children_settled) {
       auto it = dir_cache_.find(node->cache_key);
-      if (it != dir_cache_.end() && it->second.fingerprint == Fingerprint(*node, true)) {
+      if (it != dir_cache_.end() && it->second.fingerprint == Fingerprint(*node, true, req_.sha1_alias)) {
         SettleFromCache(node, stats, it->second.tree);
         return Status::Ok();
       }
@@ -533,7 +547,7 @@ class Scanner {
         if (*cache_value && index::DecodeStatCacheValue(**cache_value, &v)) {
           had_entry = true;
           if (v.size == static_cast<uint64_t>(st.st_size) && v.mtime_ns == fs::MtimeNs(st) &&
-              v.ctime_ns == fs::CtimeNs(st)) {
+              v.ctime_ns == fs::CtimeNs(st) && (v.sha1 || !req_.sha1_alias)) {
             e.digest = v.digest;
             cache_hits.push_back(i);
             hit_digests.push_back(v.digest);
@@ -566,25 +580,40 @@ class Scanner {
 
   static std::string child_path(const std::string& what, const std::string& name) { return what + "/" + name; }
 
+  // Queues a file for the readers. Files go to the pool in batches (up to kBatchFiles
+  // files or kBatchBytes bytes), so a tree of small files costs a hand-off and a wake-up
+  // per batch rather than per file.
   void Submit(const std::shared_ptr<Fd>& dirfd, DirNode* node, TreeEntry* e, const struct stat& scanned,
               std::string what, bool had_entry) {
+    pending_.push_back(ReadJob{dirfd, node, e, scanned, std::move(what), had_entry});
+    pending_bytes_ += static_cast<uint64_t>(std::max<off_t>(scanned.st_size, 0));
+    if (pending_.size() >= kBatchFiles || pending_bytes_ >= kBatchBytes) SubmitPending();
+  }
+
+  void SubmitPending() {
+    if (pending_.empty()) return;
     wg_.WaitBelow(2 * pool_.size() + 2);
     wg_.Add();
-    pool_.Submit([this, dirfd, node, e, scanned, what = std::move(what), had_entry] {
-      Status s = ReadFile(dirfd->get(), node, e, scanned, what, had_entry);
-      if (!s.ok()) {
-        std::lock_guard lock(mu_);
-        node->cacheable = false;
-        if (s.code() == Code::kIO || s.code() == Code::kNotFound) {
-          Warn(s.message() + "; left out");
-          stats_.errors++;
-          e->name.clear();
-        } else if (fatal_.ok()) {
-          fatal_ = s;
-        }
-      }
+    pool_.Submit([this, jobs = std::move(pending_)] {
+      for (const ReadJob& j : jobs) Run(j);
       wg_.Done();
     });
+    pending_ = {};
+    pending_bytes_ = 0;
+  }
+
+  void Run(const ReadJob& j) {
+    Status s = ReadFile(j.dirfd->get(), j.node, j.entry, j.scanned, j.what, j.had_entry);
+    if (s.ok()) return;
+    std::lock_guard lock(mu_);
+    j.node->cacheable = false;
+    if (s.code() == Code::kIO || s.code() == Code::kNotFound) {
+      Warn(s.message() + "; left out");
+      stats_.errors++;
+      j.entry->name.clear();
+    } else if (fatal_.ok()) {
+      fatal_ = s;
+    }
   }
 
   Status ReadFile(int dirfd, DirNode* node, TreeEntry* e, const struct stat& scanned, const std::string& what,
@@ -608,7 +637,7 @@ class Scanner {
     if (before.st_size > static_cast<off_t>(kReadBuffer)) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     thread_local std::vector<uint8_t> buf(kReadBuffer);
     store::PutOptions opts;
-    opts.sha1_alias = true;
+    opts.sha1_alias = req_.sha1_alias;
     // Snapshots are kept long and read rarely: compress harder than the store's default
     // (level 3 keeps about a tenth more off disk than level 1 on a tree like /usr).
     opts.compression_level = kSnapshotZstdLevel;
@@ -659,7 +688,8 @@ class Scanner {
       // moving (coarse timestamps): do not let the cache vouch for it.
       if (!Racy(after)) {
         cache_updates_.emplace_back(index::StatCacheKey(after.st_dev, after.st_ino),
-                                    index::StatCacheValue{off, fs::MtimeNs(after), fs::CtimeNs(after), info.digest});
+                                    index::StatCacheValue{off, fs::MtimeNs(after), fs::CtimeNs(after), info.digest,
+                                                          req_.sha1_alias});
       } else {
         node->cacheable = false;
       }
@@ -671,6 +701,8 @@ class Scanner {
   const SnapshotRequest& req_;
   ThreadPool pool_;
   WaitGroup wg_;
+  std::vector<ReadJob> pending_;  // the walk's next batch for the readers
+  uint64_t pending_bytes_ = 0;
   std::mutex mu_;
   std::mutex warn_mu_;
   Status fatal_;

@@ -1,6 +1,6 @@
 // Taking a snapshot of directories: scan (fstatat relative to directory fds, never
-// following symlinks), read new and changed files in parallel into the store (SHA-1
-// aliased, chunked and deduplicated by the store), build canonical trees bottom-up, and
+// following symlinks), read new and changed files in parallel into the store (chunked
+// and deduplicated by the store; SHA-1 aliased on request), build canonical trees bottom-up, and
 // commit a snapshot record under `snapshot/<name>/<id>`. Unchanged files are recognised
 // by the stat cache (index/stat_cache.h) and not read again.
 //
@@ -37,6 +37,10 @@ struct SnapshotRequest {
   // below (one per line, '#' comments).
   std::vector<std::string> excludes;
   bool use_stat_cache = true;
+  // Also record a sha1: alias for every file's content (dsync names contents by SHA-1).
+  // Costs a second hash of every byte read. Files the caches vouch for were stored
+  // without one are read again.
+  bool sha1_alias = false;
   size_t threads = 0;                                  // parallel file readers; 0: one per hardware thread (at least 2)
   Progress* progress = nullptr;                        // counts bytes read and files met (items)
   std::function<void(const std::string&)> on_warning;  // skipped entries and races

@@ -82,7 +82,7 @@ class SyncTest : public RegistrySuite {
 TEST_F(SyncTest, CopiesImagesAndSnapshotsAndMovesOnlyWhatIsMissing) {
   Pull(src(), {refs_->at(0), refs_->at(1)});
   MakeTree(tmp_ / "data", 2, 3 << 20);
-  auto snap = RunSilo(src(), {"snapshot", "--name", "docs", tmp_ / "data"});
+  auto snap = RunSilo(src(), {"snapshot", "--sha1", "--name", "docs", tmp_ / "data"});
   ASSERT_EQ(snap.code, 0) << snap.err;
   auto server = Serve({"--read-token", "sesame"});
 

@@ -155,9 +155,10 @@ void ExpectSameTree(const std::string& a, const std::string& b) {
 
 class SnapshotTest : public StoreTest {
  protected:
-  Result<transfer::SnapshotResult> Snap(const std::string& dir, const std::string& name = "t") {
+  Result<transfer::SnapshotResult> Snap(const std::string& dir, const std::string& name = "t", bool sha1 = false) {
     transfer::SnapshotRequest req;
     req.name = name;
+    req.sha1_alias = sha1;
     req.sources.push_back({"src", dir, false, false});
     req.on_warning = [this](const std::string& m) { warnings_.push_back(m); };
     return transfer::TakeSnapshot(*store_, req);
@@ -284,6 +285,38 @@ TEST_F(SnapshotTest, RescanReadsOnlyChangedFiles) {
   auto r = Restore(third->snapshot, tmp_ / "out");
   ASSERT_TRUE(r.ok());
   ExpectSameTree(src, tmp_ / "out");
+}
+
+// sha1: aliases are recorded on request. A snapshot asking for them reads again the files
+// the caches know only from snapshots without them, then trusts the caches as before.
+TEST_F(SnapshotTest, Sha1AliasesOnRequestReadCachedFilesOnce) {
+  std::string src = tmp_ / "src";
+  auto files = MakeTree(src, 40, 3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // let the caches vouch
+  const std::string content = ReadFileToString(src + "/" + files[0]);
+  Sha1 h;
+  h.Update(AsBytes(content));
+  const store::Digest sha1 = store::Digest::Sha1(h.Final());
+  auto plain = Snap(src);
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_FALSE(store_->Resolve(sha1).ok()) << "no alias without asking";
+
+  auto with = Snap(src, "t", /*sha1=*/true);
+  ASSERT_TRUE(with.ok()) << with.status().message();
+  EXPECT_EQ(with->stats.files_unchanged, 0u);
+  EXPECT_EQ(with->stats.bytes_read, plain->stats.bytes_read);
+  EXPECT_EQ(with->snapshot.record.root, plain->snapshot.record.root);
+  auto resolved = store_->Resolve(sha1);
+  ASSERT_TRUE(resolved.ok()) << resolved.status().message();
+  EXPECT_EQ(*resolved, store::Digest::Sha256(Sha256::Of(AsBytes(content))));
+
+  // Both kinds of snapshot now find every file in the caches.
+  for (bool again_sha1 : {true, false}) {
+    auto again = Snap(src, "t", again_sha1);
+    ASSERT_TRUE(again.ok()) << again.status().message();
+    EXPECT_EQ(again->stats.bytes_read, 0u) << again_sha1;
+    EXPECT_EQ(again->snapshot.record.root, plain->snapshot.record.root);
+  }
 }
 
 TEST_F(SnapshotTest, RestoreWritesOnlyWhatDiffersAndDeletes) {
