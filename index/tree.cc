@@ -167,9 +167,10 @@ Result<Tree> LoadTree(store::Store& store, const store::Digest& digest) {
   return DecodeTree(data).WithContext("tree " + digest.Short());
 }
 
-Result<store::Digest> StoreTree(store::Store& store, Tree tree) {
+Result<store::Digest> StoreTree(store::Store& store, Tree tree, std::shared_ptr<store::CommitGroup> group) {
   store::PutOptions opts;
   opts.links = TreeLinks(tree);
+  opts.commit_group = std::move(group);
   std::string data = EncodeTree(std::move(tree));
   SILO_ASSIGN_OR_RETURN(auto info, store.Put(AsBytes(data), opts));
   return info.digest;

@@ -166,6 +166,11 @@ EncodedChunk EncodeChunk(ByteSpan raw, int zstd_level) {
     ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, zstd_level);
     ZSTD_CCtx_setPledgedSrcSize(c, raw.size());
+    // A hash table of 2^16 entries from level 3 up (level 3 itself takes 2^17 for large
+    // inputs; zstd shrinks it further for small ones): on /usr/share + /usr/include that
+    // costs 0.2% more output and saves about a sixth of the CPU, the larger table
+    // missing the cache.
+    if (zstd_level >= 3) ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, 16);
     const size_t sample = std::min<size_t>(raw.size(), 64 * 1024);
     const size_t bound = ZSTD_compressBound(raw.size());
     out.buf.reset(new char[bound]);

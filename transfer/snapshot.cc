@@ -249,9 +249,8 @@ class Scanner {
       tree.entries.push_back(e);
     }
     *empty = tree.entries.empty();
-    SILO_ASSIGN_OR_RETURN(auto digest, index::StoreTree(store_, std::move(tree)));
-    SILO_ASSIGN_OR_RETURN(auto gone, pins_->PinExisting({&digest, 1}));
-    if (!gone.empty()) return Status::Corruption("tree " + digest.ToString() + " vanished after it was stored");
+    // Through the group, like the files (pinned by it; visible once it is flushed).
+    SILO_ASSIGN_OR_RETURN(auto digest, index::StoreTree(store_, std::move(tree), group_));
     if (node.cacheable && !leaf_only) {
       dir_updates_.emplace_back(node.cache_key, index::DirCacheValue{Fingerprint(node, false, req_.sha1_alias), digest});
     }
@@ -264,16 +263,6 @@ class Scanner {
   // directory cache likewise. When every directory was settled from the directory cache
   // and none it held went unseen, the files are those of the last snapshot: no pruning.
   Status FlushStatCache(bool all_settled) {
-    std::vector<std::pair<std::string, std::optional<std::string>>> batch;
-    std::string_view space = cache_space_;
-    auto add = [&](std::string key, std::optional<std::string> value) -> Status {
-      batch.emplace_back(std::move(key), std::move(value));
-      if (batch.size() < kCacheBatch) return Status::Ok();
-      SILO_TRY(store_.WriteIndex(space, batch));
-      batch.clear();
-      return Status::Ok();
-    };
-    for (auto& [k, v] : cache_updates_) SILO_TRY(add(k, index::EncodeStatCacheValue(v)));
     // Directories: new views, and entries for directories no longer met or no longer cacheable.
     std::vector<std::pair<std::string, std::optional<std::string>>> dir_batch;
     std::unordered_set<std::string> written;
@@ -288,23 +277,42 @@ class Scanner {
       dir_batch.emplace_back(k, std::nullopt);
       ++dirs_pruned;
     }
+    // Files: the stale entries are found before the new ones are written (a first
+    // snapshot of a name scans an empty space).
+    std::vector<std::string> stale;
+    if (!(all_settled && dirs_pruned == 0)) {
+      bool sorted = false;
+      SILO_TRY(store_.ScanIndex(cache_space_, "", [&](std::string_view key, std::string_view) {
+        if (!sorted) {
+          std::sort(seen_.begin(), seen_.end());
+          sorted = true;
+        }
+        if (!std::binary_search(seen_.begin(), seen_.end(), std::string_view(key))) stale.emplace_back(key);
+        return true;
+      }));
+      stats_.cache_pruned = stale.size();
+    }
+    std::vector<std::pair<std::string, std::optional<std::string>>> batch;
+    auto add = [&](std::string key, std::optional<std::string> value) -> Status {
+      batch.emplace_back(std::move(key), std::move(value));
+      if (batch.size() < kCacheBatch) return Status::Ok();
+      SILO_TRY(store_.WriteIndex(cache_space_, batch));
+      batch.clear();
+      return Status::Ok();
+    };
+    for (auto& [k, v] : cache_updates_) SILO_TRY(add(k, index::EncodeStatCacheValue(v)));
+    for (auto& k : stale) SILO_TRY(add(std::move(k), std::nullopt));
+    if (!batch.empty()) SILO_TRY(store_.WriteIndex(cache_space_, batch));
     for (size_t i = 0; i < dir_batch.size(); i += kCacheBatch) {
       size_t n = std::min(kCacheBatch, dir_batch.size() - i);
       SILO_TRY(store_.WriteIndex(dir_space_, std::span(dir_batch).subspan(i, n)));
     }
-    if (!(all_settled && dirs_pruned == 0)) {
-      std::sort(seen_.begin(), seen_.end());
-      std::vector<std::string> stale;
-      SILO_TRY(store_.ScanIndex(cache_space_, "", [&](std::string_view key, std::string_view) {
-        if (!std::binary_search(seen_.begin(), seen_.end(), std::string_view(key))) stale.emplace_back(key);
-        return true;
-      }));
-      for (auto& k : stale) SILO_TRY(add(std::move(k), std::nullopt));
-      stats_.cache_pruned = stale.size();
-    }
-    if (!batch.empty()) SILO_TRY(store_.WriteIndex(cache_space_, batch));
     return Status::Ok();
   }
+
+  // Makes the trees stored through the group visible (before the record names them).
+  Status FlushTrees() { return group_->Flush(); }
+  const std::shared_ptr<store::CommitGroup>& group() const { return group_; }
 
   SnapshotStats& stats() { return stats_; }
   uint64_t files() const { return files_; }
@@ -795,8 +803,9 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
       record.root = record.sources[0].tree;
       record.root_entry = root_entries[0];
     } else {
-      SILO_ASSIGN_OR_RETURN(record.root, index::StoreTree(store, std::move(top)));
+      SILO_ASSIGN_OR_RETURN(record.root, index::StoreTree(store, std::move(top), scanner.group()));
     }
+    SILO_TRY(scanner.FlushTrees());
     SnapshotStats stats = scanner.stats();
     record.files = scanner.files();
     record.dirs = stats.dirs;
