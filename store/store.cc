@@ -49,7 +49,10 @@ rocksdb::ColumnFamilyOptions ChunkCfOptions(const std::shared_ptr<rocksdb::Cache
   // only `silo gc` creates garbage, so it alone asks for blob files to be rewritten.
   o.enable_blob_garbage_collection = false;
   o.write_buffer_size = 32 << 20;
-  o.max_write_buffer_number = 2;
+  // A third memtable: a flush here waits for a flush thread the objects family may hold
+  // (its flushes compress), and with two every write stopped meanwhile. All memtables
+  // together stay under the database's write buffer size.
+  o.max_write_buffer_number = 3;
   o.compression = rocksdb::kNoCompression;
   return o;
 }
@@ -177,6 +180,10 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
       o.level0_file_num_compaction_trigger = 16;
       o.level0_slowdown_writes_trigger = 28;
       o.level0_stop_writes_trigger = 44;
+      // Its flushes compress (the rest mostly copy): with two memtables a cold snapshot of
+      // many small files filled the second before the first was flushed, and every write
+      // stopped until it was ("Stopping writes because we have 2 immutable memtables").
+      o.max_write_buffer_number = 4;
     } else if (i == kIndex) {
       o.compression = rocksdb::kZSTD;  // the stat caches: about a tenth smaller than LZ4
       o.compression_opts.level = 1;

@@ -381,9 +381,16 @@ class WriterImpl final : public ObjectWriter {
     return Status::Ok();
   }
 
+  // Gathers bytes of the chunk under way. A first piece of under a minimum chunk gets a
+  // buffer of its own size (a small file is mostly one such piece: no 4 MiB allocation
+  // per file); more bytes get room for the largest chunk at once.
   void Append(ByteSpan piece) {
     if (piece.empty()) return;
-    if (buf_.capacity() == 0) buf_.reserve(store_->chunk_params().max_size);
+    if (buf_.size() + piece.size() > buf_.capacity()) {
+      const size_t max = store_->chunk_params().max_size;
+      const bool small_first = buf_.empty() && piece.size() < store_->chunk_params().min_size;
+      buf_.reserve(small_first ? piece.size() : std::max<size_t>(max, buf_.size() + piece.size()));
+    }
     buf_.insert(buf_.end(), piece.begin(), piece.end());
   }
 
