@@ -27,6 +27,10 @@ rocksdb::ColumnFamilyOptions RecordCfOptions(const std::shared_ptr<rocksdb::Cach
   // Missing-object and missing-chunk queries are mostly misses: Bloom filters answer them.
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   t.cache_index_and_filter_blocks = true;
+  // A bulk load asks each new record whether it exists: every lookup then consults the
+  // filter of every level-0 file (up to 16 in the objects family). Pinned, those filters
+  // are not looked up in the block cache each time.
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   o.write_buffer_size = 16 << 20;
   o.max_write_buffer_number = 2;
