@@ -257,13 +257,42 @@ class Scanner {
     return digest;
   }
 
-  // Writes the entries of the files read, and deletes the entries of files this scan did
-  // not meet (removed, excluded or unreadable now): the cache holds only what the latest
-  // snapshot of the name saw, so it does not grow with every file that ever existed. The
-  // directory cache likewise. When every directory was settled from the directory cache
-  // and none it held went unseen, the files are those of the last snapshot: no pruning.
-  Status FlushStatCache(bool all_settled) {
-    // Directories: new views, and entries for directories no longer met or no longer cacheable.
+  // Writes the stat-cache entries of the files read, and deletes the entries of files this
+  // scan did not meet (removed, excluded or unreadable now): the cache holds only what the
+  // latest snapshot of the name saw, so it does not grow with every file that ever
+  // existed. Entries are hints, so this may run before the commit, beside Finish (it
+  // touches nothing else of the scanner). *pruned: the entries deleted.
+  Status WriteFileCache(uint64_t* pruned) {
+    // The stale entries are found before the new ones are written (a first snapshot of a
+    // name scans an empty space).
+    std::vector<std::string> stale;
+    bool sorted = false;
+    SILO_TRY(store_.ScanIndex(cache_space_, "", [&](std::string_view key, std::string_view) {
+      if (!sorted) {
+        std::sort(seen_.begin(), seen_.end());
+        sorted = true;
+      }
+      if (!std::binary_search(seen_.begin(), seen_.end(), std::string_view(key))) stale.emplace_back(key);
+      return true;
+    }));
+    *pruned = stale.size();
+    std::vector<std::pair<std::string, std::optional<std::string>>> batch;
+    auto add = [&](std::string key, std::optional<std::string> value) -> Status {
+      batch.emplace_back(std::move(key), std::move(value));
+      if (batch.size() < kCacheBatch) return Status::Ok();
+      SILO_TRY(store_.WriteIndex(cache_space_, batch));
+      batch.clear();
+      return Status::Ok();
+    };
+    for (auto& [k, v] : cache_updates_) SILO_TRY(add(k, index::EncodeStatCacheValue(v)));
+    for (auto& k : stale) SILO_TRY(add(std::move(k), std::nullopt));
+    if (!batch.empty()) SILO_TRY(store_.WriteIndex(cache_space_, batch));
+    return Status::Ok();
+  }
+
+  // Writes the directory cache after Finish: new views, and deletions of the entries of
+  // directories no longer met or no longer cacheable. Returns how many were deleted.
+  Result<size_t> WriteDirCache() {
     std::vector<std::pair<std::string, std::optional<std::string>>> dir_batch;
     std::unordered_set<std::string> written;
     for (auto& [k, v] : dir_updates_) {
@@ -277,37 +306,11 @@ class Scanner {
       dir_batch.emplace_back(k, std::nullopt);
       ++dirs_pruned;
     }
-    // Files: the stale entries are found before the new ones are written (a first
-    // snapshot of a name scans an empty space).
-    std::vector<std::string> stale;
-    if (!(all_settled && dirs_pruned == 0)) {
-      bool sorted = false;
-      SILO_TRY(store_.ScanIndex(cache_space_, "", [&](std::string_view key, std::string_view) {
-        if (!sorted) {
-          std::sort(seen_.begin(), seen_.end());
-          sorted = true;
-        }
-        if (!std::binary_search(seen_.begin(), seen_.end(), std::string_view(key))) stale.emplace_back(key);
-        return true;
-      }));
-      stats_.cache_pruned = stale.size();
-    }
-    std::vector<std::pair<std::string, std::optional<std::string>>> batch;
-    auto add = [&](std::string key, std::optional<std::string> value) -> Status {
-      batch.emplace_back(std::move(key), std::move(value));
-      if (batch.size() < kCacheBatch) return Status::Ok();
-      SILO_TRY(store_.WriteIndex(cache_space_, batch));
-      batch.clear();
-      return Status::Ok();
-    };
-    for (auto& [k, v] : cache_updates_) SILO_TRY(add(k, index::EncodeStatCacheValue(v)));
-    for (auto& k : stale) SILO_TRY(add(std::move(k), std::nullopt));
-    if (!batch.empty()) SILO_TRY(store_.WriteIndex(cache_space_, batch));
     for (size_t i = 0; i < dir_batch.size(); i += kCacheBatch) {
       size_t n = std::min(kCacheBatch, dir_batch.size() - i);
       SILO_TRY(store_.WriteIndex(dir_space_, std::span(dir_batch).subspan(i, n)));
     }
-    return Status::Ok();
+    return dirs_pruned;
   }
 
   // Makes the trees stored through the group visible (before the record names them).
@@ -791,9 +794,14 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
       continue;
     }
     bool all_settled = true;
+    for (const auto& r : roots) all_settled = all_settled && r->settled;
+    // Files were read: their stat-cache entries are written while the trees are stored.
+    Status file_cache;
+    uint64_t pruned = 0;
+    std::jthread file_cache_writer;  // joined before the scanner goes
+    if (!all_settled) file_cache_writer = std::jthread([&] { file_cache = scanner.WriteFileCache(&pruned); });
     index::Tree top;
     for (size_t i = 0; i < roots.size(); ++i) {
-      all_settled = all_settled && roots[i]->settled;
       bool empty = false;
       SILO_ASSIGN_OR_RETURN(record.sources[i].tree, scanner.Finish(*roots[i], req.sources[i].leaf_only, &empty));
       root_entries[i].digest = record.sources[i].tree;
@@ -813,9 +821,17 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
     if (Interrupted()) return Status::Interrupted("snapshot interrupted; nothing was committed");
     // The scanner's pins keep what the record reaches until the commit makes it reachable.
     SILO_ASSIGN_OR_RETURN(auto info, index::CommitSnapshot(store, record));
-    // The caches are written after the commit; losing them costs only a re-read next time.
-    SILO_TRY(scanner.FlushStatCache(all_settled).WithContext("stat cache"));
-    stats.cache_pruned = scanner.stats().cache_pruned;
+    // The directory cache is written after the commit; losing it costs only a re-read
+    // next time. When every directory was settled from it and none it held went unseen,
+    // the files are those of the last snapshot: no stat-cache entry to prune.
+    SILO_ASSIGN_OR_RETURN(size_t dirs_pruned, scanner.WriteDirCache().WithContext("directory cache"));
+    if (file_cache_writer.joinable()) {
+      file_cache_writer.join();
+    } else if (dirs_pruned > 0) {
+      file_cache = scanner.WriteFileCache(&pruned);
+    }
+    SILO_TRY(file_cache.WithContext("stat cache"));
+    stats.cache_pruned = pruned;
     return SnapshotResult{std::move(info), stats};
   }
 }
