@@ -79,8 +79,7 @@ Result<Tree> LoadTree(store::Store& store, const store::Digest& digest);
 // Stores `tree` with its links; returns its digest (an existing equal tree is reused).
 // With `group`, the tree is committed through it: visible once the group is flushed, and
 // pinned by the group until then.
-Result<store::Digest> StoreTree(store::Store& store, Tree tree,
-                                std::shared_ptr<store::CommitGroup> group = nullptr);
+Result<store::Digest> StoreTree(store::Store& store, Tree tree, std::shared_ptr<store::CommitGroup> group = nullptr);
 // Follows `path` ("a/b/c", "" for the root itself) down from tree `root`. Returns the
 // entry named by the path (a synthetic directory entry for the root); NotFound naming the
 // missing component otherwise. Components are validated like entry names.

@@ -252,7 +252,8 @@ class Scanner {
     // Through the group, like the files (pinned by it; visible once it is flushed).
     SILO_ASSIGN_OR_RETURN(auto digest, index::StoreTree(store_, std::move(tree), group_));
     if (node.cacheable && !leaf_only) {
-      dir_updates_.emplace_back(node.cache_key, index::DirCacheValue{Fingerprint(node, false, req_.sha1_alias), digest});
+      dir_updates_.emplace_back(node.cache_key,
+                                index::DirCacheValue{Fingerprint(node, false, req_.sha1_alias), digest});
     }
     return digest;
   }
@@ -698,9 +699,9 @@ class Scanner {
       // A file modified within the last second could change again without its mtime
       // moving (coarse timestamps): do not let the cache vouch for it.
       if (!Racy(after)) {
-        cache_updates_.emplace_back(index::StatCacheKey(after.st_dev, after.st_ino),
-                                    index::StatCacheValue{off, fs::MtimeNs(after), fs::CtimeNs(after), info.digest,
-                                                          req_.sha1_alias});
+        cache_updates_.emplace_back(
+            index::StatCacheKey(after.st_dev, after.st_ino),
+            index::StatCacheValue{off, fs::MtimeNs(after), fs::CtimeNs(after), info.digest, req_.sha1_alias});
       } else {
         node->cacheable = false;
       }
