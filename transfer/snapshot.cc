@@ -314,8 +314,7 @@ class Scanner {
     return dirs_pruned;
   }
 
-  // Makes the trees stored through the group visible (before the record names them).
-  Status FlushTrees() { return group_->Flush(); }
+  // The group the files and trees are committed through.
   const std::shared_ptr<store::CommitGroup>& group() const { return group_; }
 
   SnapshotStats& stats() { return stats_; }
@@ -814,7 +813,8 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
     } else {
       SILO_ASSIGN_OR_RETURN(record.root, index::StoreTree(store, std::move(top), scanner.group()));
     }
-    SILO_TRY(scanner.FlushTrees());
+    // The trees become visible before the record names them.
+    SILO_TRY(scanner.group()->Flush());
     SnapshotStats stats = scanner.stats();
     record.files = scanner.files();
     record.dirs = stats.dirs;
