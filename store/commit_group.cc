@@ -7,34 +7,17 @@
 namespace silo::store {
 
 CommitGroupImpl::CommitGroupImpl(StoreImpl* store, const CommitGroupOptions& options)
-    : store_(store), max_bytes_(std::max<size_t>(options.max_bytes, 1)) {}
-
-CommitGroupImpl::~CommitGroupImpl() {
-  // Nothing unwritten becomes visible; the writers' pins and the group's go.
-  auto& b = store_->barrier();
-  for (const auto& k : pending_.chunk_pins) b.UnpinChunk(k);
-  for (const auto& k : pending_.object_pins) b.UnpinObject(k);
-  for (const auto& [id, queued] : objects_) b.UnpinObject(id);
-}
+    : store_(store), max_bytes_(std::max<size_t>(options.max_bytes, 1)), pins_(store->barrier()) {}
 
 Status CommitGroupImpl::error() {
   std::lock_guard lock(mu_);
   return error_;
 }
 
-void CommitGroupImpl::PinObject(const Digest& digest) {
-  std::string id(digest.raw());
-  {
-    std::lock_guard lock(mu_);
-    if (!objects_.try_emplace(id, false).second) return;
-  }
-  store_->barrier().PinObject(id);
-}
-
 Status CommitGroupImpl::AddChunk(const ChunkId& id, ByteSpan raw, int zstd_level, bool* added, uint64_t* stored_size) {
   *added = false;
   *stored_size = 0;
-  std::string key(KeyOf(id));
+  const RawId key = RawId::Of(KeyOf(id));
   {
     std::lock_guard lock(mu_);
     SILO_TRY(error_);
@@ -45,55 +28,45 @@ Status CommitGroupImpl::AddChunk(const ChunkId& id, ByteSpan raw, int zstd_level
   EncodedChunk enc = EncodeChunk(raw, store_->ChunkLevel(zstd_level));
   std::lock_guard lock(mu_);
   SILO_TRY(error_);
-  if (chunks_.contains(key)) return Status::Ok();
-  SILO_ASSIGN_OR_RETURN(ChunkMeta meta, store_->PutChunkValue(&pending_.batch, id, raw, enc));
-  SILO_TRY(FromRocks(pending_.batch.Put(store_->chunk_meta(), key, meta.Encode()), "write chunk"));
-  chunks_.insert(std::move(key));
-  pending_.bytes += meta.stored_length;
+  if (!chunks_.insert(key).second) return Status::Ok();
+  auto meta = store_->PutChunkValue(&pending_.batch, id, raw, enc);
+  Status s = meta.ok() ? FromRocks(pending_.batch.Put(store_->chunk_meta(), KeyOf(id), meta->Encode()), "write chunk")
+                       : meta.status();
+  if (!s.ok()) {
+    chunks_.erase(key);
+    return s;
+  }
+  pending_.bytes += meta->stored_length;
+  pending_.chunk_bytes += meta->stored_length;
   *added = true;
-  *stored_size = meta.stored_length;
+  *stored_size = meta->stored_length;
   return Status::Ok();
 }
 
-Result<bool> CommitGroupImpl::AddObject(const Digest& digest, std::optional<std::string> record,
-                                        std::optional<Digest> alias, std::vector<std::string> chunk_pins,
-                                        std::vector<std::string> object_pins) {
-  std::string id(digest.raw());
-  bool added = false;
+Result<bool> CommitGroupImpl::AddObject(const Digest& digest, std::string record, std::optional<Digest> alias) {
   bool full = false;
   {
     std::lock_guard lock(mu_);
-    // The pins go with the batch either way: it may hold chunks this object uses.
-    for (auto& k : chunk_pins) pending_.chunk_pins.push_back(std::move(k));
-    for (auto& k : object_pins) pending_.object_pins.push_back(std::move(k));
     SILO_TRY(error_);
-    bool& queued = objects_[id];  // pinned by the writer through PinObject already
-    if (!queued) {
-      if (record) {
-        SILO_TRY(FromRocks(pending_.batch.Put(store_->objects(), id, *record), "commit " + digest.ToString()));
-        pending_.bytes += record->size();
-      }
-      if (alias)
-        SILO_TRY(FromRocks(pending_.batch.Put(store_->aliases(), alias->raw(), id), "commit " + digest.ToString()));
-      pending_.objects.push_back(id);
-      queued = true;
-      added = true;
-    }
+    const RawId id = RawId::Of(digest.raw());
+    if (!objects_.insert(id).second) return false;
+    pending_.bytes += record.size();
+    pending_.objects.push_back({digest, std::move(record), alias});
     full = pending_.bytes >= max_bytes_;
   }
-  if (!full) return added;
+  if (!full) return true;
   // The thread that fills the batch writes it, unless another write is under way (the
   // next commit tries again); far past the mark, it waits for its turn.
   std::unique_lock flush(flush_mu_, std::try_to_lock);
   if (!flush.owns_lock()) {
     {
       std::lock_guard lock(mu_);
-      if (pending_.bytes < 4 * max_bytes_) return added;
+      if (pending_.bytes < 4 * max_bytes_) return true;
     }
     flush.lock();
   }
   SILO_TRY(WriteLocked());
-  return added;
+  return true;
 }
 
 Status CommitGroupImpl::Flush() {
@@ -109,25 +82,41 @@ Status CommitGroupImpl::WriteLocked() {
     writing = std::move(pending_);
     pending_ = Pending();
   }
+  // Which objects the store holds already: one batched lookup (the group pins them, so
+  // gc cannot take them away before the batch is written). Their records are not written
+  // again; an alias is (the same pair again, if present).
+  uint64_t added = writing.chunk_bytes;
   Status s;
-  auto& b = store_->barrier();
-  if (writing.batch.Count() > 0) {
-    // Under the barrier, as a single commit: a running collection either sees these
-    // records or keeps what they use (shaded here; the objects are pinned besides).
-    std::lock_guard lock(b.mutex());
-    s = FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &writing.batch), "commit group");
-    if (s.ok()) {
-      for (const auto& id : writing.objects) b.ShadeObjectLocked(id);
-      for (const auto& k : writing.chunk_pins) b.ShadeChunkLocked(k);
-      for (const auto& k : writing.object_pins) b.ShadeObjectLocked(k);
+  if (!writing.objects.empty()) {
+    const size_t n = writing.objects.size();
+    std::vector<rocksdb::Slice> keys;
+    keys.reserve(n);
+    for (const auto& o : writing.objects) keys.emplace_back(o.digest.raw().data(), o.digest.raw().size());
+    std::vector<rocksdb::PinnableSlice> values(n);
+    std::vector<rocksdb::Status> statuses(n);
+    store_->db()->MultiGet(rocksdb::ReadOptions(), store_->objects(), n, keys.data(), values.data(), statuses.data());
+    for (size_t i = 0; i < n && s.ok(); ++i) {
+      const QueuedObject& o = writing.objects[i];
+      if (statuses[i].IsNotFound()) {
+        s = FromRocks(writing.batch.Put(store_->objects(), keys[i], o.record), "commit " + o.digest.ToString());
+        added += o.record.size();
+      } else if (!statuses[i].ok()) {
+        s = FromRocks(statuses[i], "commit " + o.digest.ToString());
+      }
+      if (s.ok() && o.alias)
+        s = FromRocks(writing.batch.Put(store_->aliases(), o.alias->raw(), keys[i]), "commit group");
     }
   }
-  for (const auto& k : writing.chunk_pins) b.UnpinChunk(k);
-  for (const auto& k : writing.object_pins) b.UnpinObject(k);
+  // No barrier needed around the write: everything the batch names is pinned by the group.
+  if (s.ok() && writing.batch.Count() > 0) {
+    s = FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &writing.batch), "commit group");
+  }
   if (!s.ok()) {
     std::lock_guard lock(mu_);
     if (error_.ok()) error_ = s;
+    return s;
   }
+  bytes_added_ += added;
   return s;
 }
 

@@ -163,7 +163,7 @@ Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
     SILO_TRY(trace(std::move(young)));
 
     rocksdb::WriteBatch batch;
-    std::lock_guard lock(barrier_.mutex());
+    GcBarrier::SweepLock lock(barrier_);
     SILO_TRY(trace(barrier_.ProtectedObjectsLocked()));
     for (auto& [key, rec] : candidates) {
       if (marked.contains(key) || !barrier_.ObjectDeletableLocked(key)) continue;
@@ -209,7 +209,7 @@ Result<GcReport> StoreImpl::CollectGarbage(const GcOptions& options) {
     auto flush = [&]() -> Status {
       if (candidates.empty()) return Status::Ok();
       rocksdb::WriteBatch batch;
-      std::lock_guard lock(barrier_.mutex());
+      GcBarrier::SweepLock lock(barrier_);
       for (auto& [key, meta] : candidates) {
         if (!barrier_.ChunkDeletableLocked(key)) continue;
         ++report.chunks_removed;

@@ -505,10 +505,7 @@ namespace {
 
 class PinsImpl final : public ObjectPins {
  public:
-  explicit PinsImpl(StoreImpl* store) : store_(store) {}
-  ~PinsImpl() override {
-    for (const auto& id : ids_) store_->barrier().UnpinObject(id);
-  }
+  explicit PinsImpl(StoreImpl* store) : store_(store), pins_(store->barrier()) {}
 
   Result<std::vector<Digest>> PinExisting(std::span<const Digest> digests) override {
     for (const auto& d : digests) {
@@ -516,16 +513,13 @@ class PinsImpl final : public ObjectPins {
     }
     // Pin first, then look: a collection that has not removed an object by now keeps it
     // (and what it reaches) while the pin lives.
-    for (const auto& d : digests) {
-      ids_.emplace_back(d.raw());
-      store_->barrier().PinObject(ids_.back());
-    }
+    for (const auto& d : digests) pins_.PinObject(d.raw());
     return store_->Missing(digests);
   }
 
  private:
   StoreImpl* store_;
-  std::vector<std::string> ids_;
+  PinSet pins_;
 };
 
 }  // namespace

@@ -108,6 +108,11 @@ class ObjectWriter {
 // once; the object is visible to readers no later than the next Flush() that returns ok.
 // Crash safety is unchanged: after a crash an object is absent or whole.
 //
+// Whether the store already holds an object is looked up when its batch is written (one
+// batched lookup for all its records, not one per Commit): ObjectInfo::existed tells only
+// whether the group held the object already, and ObjectInfo::new_stored_bytes counts only
+// new chunks; bytes_added() tells what the group's objects really added.
+//
 // Every object committed into the group, new or already stored, stays pinned (as by
 // ObjectPins) while the group lives, so gc keeps it and all it reaches. Dropping the group
 // drops what it has not written (nothing half-written becomes visible). A failed write
@@ -119,6 +124,10 @@ class CommitGroup {
   // Writes what the group holds; when it returns ok, every object committed into the
   // group before the call is visible.
   virtual Status Flush() = 0;
+  // Stored bytes the group's writers added to the store so far: new chunks (after
+  // compression) and the records of objects the store lacked (a small object's bytes are
+  // in its record). Complete after a Flush().
+  virtual uint64_t bytes_added() const = 0;
 };
 
 struct CommitGroupOptions {

@@ -25,7 +25,14 @@ class WriterImpl final : public ObjectWriter {
     if (options_.sha1_alias || (options_.expected_digest && !options_.expected_digest->is_sha256())) {
       sha1_.emplace();
     }
-    for (const auto& l : options_.links) store_->barrier().PinObject(std::string(l.raw()));
+    // A writer of a group pins what it relies on in the group's pins, for the group's life.
+    for (const auto& l : options_.links) {
+      if (group_) {
+        group_->PinObject(l.raw());
+      } else {
+        store_->barrier().PinObject(std::string(l.raw()));
+      }
+    }
   }
 
   ~WriterImpl() override {
@@ -211,7 +218,7 @@ class WriterImpl final : public ObjectWriter {
     // An object with chunks written unlogged (a large one) confirms them in a write of its
     // own; the group still pins it.
     if (group_) {
-      group_->PinObject(digest);
+      group_->PinObject(digest.raw());
       if (!any_unlogged) {
         SILO_TRY(CommitToGroup(digest, rec, &info));
         return info;
@@ -251,7 +258,9 @@ class WriterImpl final : public ObjectWriter {
           if (rec.inlined) info.new_stored_bytes += rec.inline_data.size();
           rec.created_us = NowMicros();
           info.created_us = rec.created_us;
-          batch.Put(store_->objects(), digest.raw(), rec.Encode());
+          std::string encoded = rec.Encode();
+          if (group_) group_->CountAdded(encoded.size());
+          batch.Put(store_->objects(), digest.raw(), encoded);
         }
         if (need_alias) batch.Put(store_->aliases(), Digest::Sha1(rec.sha1).raw(), digest.raw());
         SILO_TRY(FromRocks(store_->db()->Write(rocksdb::WriteOptions(), &batch), "commit " + digest.ToString()));
@@ -266,64 +275,17 @@ class WriterImpl final : public ObjectWriter {
   }
 
  private:
-  // Commit's end with a group: the record and alias join the group's batch unless stored
-  // already (the group pinned the object before this looks), and the group takes over
-  // this writer's pins until that batch is written.
+  // Commit's end with a group: the record and alias join the group's batch, which writes
+  // the record unless the store holds the object by then. What the object needs is pinned
+  // by the group already.
   Status CommitToGroup(const Digest& digest, ObjectRecord& rec, ObjectInfo* info) {
-    rocksdb::PinnableSlice existing;
-    auto rs = store_->db()->Get(rocksdb::ReadOptions(), store_->objects(), digest.raw(), &existing);
-    if (rs.ok()) {
-      auto old = ObjectRecord::Decode(existing.ToStringView());
-      info->existed = true;
-      info->created_us = old.ok() ? old->created_us : 0;
-    } else if (!rs.IsNotFound()) {
-      return FromRocks(rs, "commit " + digest.ToString());
-    }
     std::optional<Digest> alias;
-    if (rec.has_sha1) {
-      alias = Digest::Sha1(rec.sha1);
-      std::string value;
-      if (info->existed && store_->db()->Get(rocksdb::ReadOptions(), store_->aliases(), alias->raw(), &value).ok()) {
-        alias.reset();
-      }
-    }
-    std::optional<std::string> record;
-    if (!info->existed) {
-      rec.created_us = NowMicros();
-      record = rec.Encode();
-    }
-    std::vector<std::string> chunk_pins;
-    for (auto& s : slots_) {
-      if (!s.pinned) continue;
-      chunk_pins.emplace_back(KeyOf(s.ref.id));
-      s.pinned = false;
-    }
-    std::vector<std::string> object_pins;
-    for (const auto& l : options_.links) object_pins.emplace_back(l.raw());
-    released_ = true;  // the group releases them now
-    if (!record && !alias) {
-      {
-        std::lock_guard lock(store_->barrier().mutex());
-        for (const auto& k : chunk_pins) store_->barrier().ShadeChunkLocked(k);
-        for (const auto& k : object_pins) store_->barrier().ShadeObjectLocked(k);
-      }
-      ReleaseAdopted(chunk_pins, object_pins);
-      return Status::Ok();
-    }
-    SILO_ASSIGN_OR_RETURN(
-        bool added, group_->AddObject(digest, std::move(record), alias, std::move(chunk_pins), std::move(object_pins)));
-    if (!added) {
-      info->existed = true;  // another writer of the group queued it first
-    } else if (!info->existed) {
-      if (rec.inlined) info->new_stored_bytes += rec.inline_data.size();
-      info->created_us = rec.created_us;
-    }
+    if (rec.has_sha1) alias = Digest::Sha1(rec.sha1);
+    rec.created_us = NowMicros();
+    SILO_ASSIGN_OR_RETURN(bool added, group_->AddObject(digest, rec.Encode(), alias));
+    info->existed = !added;  // the group held it already
+    if (added) info->created_us = rec.created_us;
     return Status::Ok();
-  }
-
-  void ReleaseAdopted(const std::vector<std::string>& chunk_pins, const std::vector<std::string>& object_pins) {
-    for (const auto& k : chunk_pins) store_->barrier().UnpinChunk(k);
-    for (const auto& k : object_pins) store_->barrier().UnpinObject(k);
   }
 
   // Forgets a checkpoint that cannot be used.
@@ -425,9 +387,12 @@ class WriterImpl final : public ObjectWriter {
   // Runs on the pool.
   Status StoreChunk(ByteSpan data, Slot* slot, const ChunkId* id) {
     slot->ref.id = id ? *id : Sha256::Of(data);
-    std::string key(KeyOf(slot->ref.id));
-    store_->barrier().PinChunk(key);
-    slot->pinned = true;
+    if (group_) {
+      group_->PinChunk(slot->ref.id);
+    } else {
+      store_->barrier().PinChunk(std::string(KeyOf(slot->ref.id)));
+      slot->pinned = true;
+    }
     if (store_->ChunkExists(slot->ref.id)) return Status::Ok();
     uint64_t stored = 0;
     if (group_ && !slot->unlogged) {
@@ -437,6 +402,7 @@ class WriterImpl final : public ObjectWriter {
     } else if (slot->unlogged) {
       SILO_TRY(store_->WriteChunkUnlogged(slot->ref.id, data, options_.compression_level, &slot->meta, &slot->ticket));
       stored = slot->meta.stored_length;
+      if (group_) group_->CountAdded(stored);
     } else {
       SILO_TRY(store_->WriteChunk(slot->ref.id, data, &stored, options_.compression_level));
     }
@@ -462,6 +428,7 @@ class WriterImpl final : public ObjectWriter {
     for (auto& s : slots_) {
       if (s.pinned) store_->barrier().UnpinChunk(std::string(KeyOf(s.ref.id)));
     }
+    if (group_) return;  // the group's pins
     for (const auto& l : options_.links) store_->barrier().UnpinObject(std::string(l.raw()));
   }
 

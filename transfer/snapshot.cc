@@ -623,7 +623,8 @@ class Scanner {
       stats_.errors++;
       j.entry->name.clear();
     } else if (fatal_.ok()) {
-      fatal_ = s;
+      // An interrupt the store noticed first (mid-write) says what it means for the snapshot.
+      fatal_ = s.code() == Code::kInterrupted ? Status::Interrupted("snapshot interrupted; nothing was committed") : s;
     }
   }
 
@@ -686,7 +687,6 @@ class Scanner {
       e->size = off;
       e->digest = info.digest;
       std::lock_guard lock(mu_);
-      stats_.bytes_added += info.new_stored_bytes;
       (had_entry ? stats_.files_changed : stats_.files_new)++;
       if (!as_scanned) node->cacheable = false;
       if (!stable) {
@@ -816,6 +816,7 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
     // The trees become visible before the record names them.
     SILO_TRY(scanner.group()->Flush());
     SnapshotStats stats = scanner.stats();
+    stats.bytes_added = scanner.group()->bytes_added();  // contents and trees
     record.files = scanner.files();
     record.dirs = stats.dirs;
     record.bytes = stats.total_bytes;

@@ -60,7 +60,7 @@ struct SnapshotStats {
   uint64_t excluded = 0;             // matched an exclude pattern or hidden
   uint64_t changed_during_read = 0;  // a file kept changing; stored as last read (warned)
   uint64_t bytes_read = 0;
-  uint64_t bytes_added = 0;   // new stored bytes (after dedup and compression)
+  uint64_t bytes_added = 0;   // new stored bytes, contents and trees (after dedup and compression)
   uint64_t total_bytes = 0;   // sum of file sizes in the snapshot
   uint64_t errors = 0;        // entries that could not be read (warned, left out)
   uint64_t cache_pruned = 0;  // stat-cache entries of files no longer met, removed
