@@ -194,12 +194,20 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
       o.compression = rocksdb::kZSTD;  // the stat caches: about a tenth smaller than LZ4
       o.compression_opts.level = 1;
     }
-    // Every commit and new chunk first asks whether its record exists, and in a bulk load
-    // the answer is mostly no: a Bloom filter over the memtable answers that without a
-    // skiplist search.
+    // Every new object record and chunk is first looked up (a commit's, a commit group's
+    // batch, a chunk's), and in a bulk load the answer is mostly no: a Bloom filter over
+    // the memtable answers that without a skiplist search.
     if (i == kObjects || i == kAliases || i == kChunkMeta) {
       o.memtable_prefix_bloom_size_ratio = 0.05;
       o.memtable_whole_key_filtering = true;
+      // And the tables' filters have 16 bits per key, not 10: with a dozen level-0 files
+      // (a bulk load), 10 bits let about one new record in eight past some table's filter
+      // (~1% false positives each), each costing a data block read and decompressed;
+      // 16 bits make that about one in a hundred. A cold snapshot of /usr/share +
+      // /usr/include: about 0.7 CPU-s less. Costs 6 more bits per record in the cache.
+      rocksdb::BlockBasedTableOptions t = *o.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(16));
+      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     }
     descs.emplace_back(kCfNames[i], o);
   }
@@ -236,6 +244,14 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
   s->pool_ = std::make_unique<ThreadPool>(options.threads);
   if (options.chunk_cache_bytes > 0) s->chunk_cache_ = std::make_unique<ChunkCache>(options.chunk_cache_bytes);
   return std::unique_ptr<Store>(std::move(s));
+}
+
+void StoreImpl::StartFlush() {
+  if (!db_ || read_only_) return;
+  rocksdb::FlushOptions fo;
+  fo.wait = false;
+  fo.allow_write_stall = true;
+  db_->Flush(fo, cfs_).PermitUncheckedError();  // each family with anything to write
 }
 
 StoreImpl::~StoreImpl() {

@@ -58,6 +58,7 @@ class StoreImpl final : public Store {
   Result<FsckReport> Check(const FsckOptions& options) override;
   Result<StoreStats> Stats() override;
   ChunkCacheStats chunk_cache_stats() const override;
+  void StartFlush() override;
 
   // --- shared by the writer, reader, gc and fsck ---
   rocksdb::DB* db() { return db_.get(); }

@@ -795,6 +795,9 @@ Result<SnapshotResult> TakeSnapshot(store::Store& store, const SnapshotRequest& 
     }
     bool all_settled = true;
     for (const auto& r : roots) all_settled = all_settled && r->settled;
+    // The files' records and chunks are written: out to the store's files while the trees
+    // are built (the close then writes little more than the trees).
+    if (!all_settled) store.StartFlush();
     // Files were read: their stat-cache entries are written while the trees are stored.
     Status file_cache;
     uint64_t pruned = 0;
