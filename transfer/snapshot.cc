@@ -33,7 +33,7 @@ using index::TreeEntry;
 constexpr size_t kReadBuffer = 1 << 20;
 constexpr int kReadAttempts = 3;
 constexpr size_t kCacheBatch = 10000;
-constexpr int kSnapshotZstdLevel = 3;
+constexpr int kSnapshotZstdLevel = 2;
 constexpr size_t kBatchFiles = 64;
 constexpr uint64_t kBatchBytes = 8 << 20;
 
@@ -651,7 +651,9 @@ class Scanner {
     store::PutOptions opts;
     opts.sha1_alias = req_.sha1_alias;
     // Snapshots are kept long and read rarely: compress harder than the store's default
-    // (level 3 keeps about a tenth more off disk than level 1 on a tree like /usr).
+    // (level 1). On /usr/share + /usr/include with large text files, level 2 stores the
+    // chunks 1.5% larger than level 3 did (375 vs 370 MB) for about a sixth less
+    // compression CPU (~0.9 CPU-s of ~14 in a cold snapshot); level 1 is 4% larger again.
     opts.compression_level = kSnapshotZstdLevel;
     // Visible at the group's next flush (before the trees are stored), and pinned by the
     // group until the scanner is gone.
