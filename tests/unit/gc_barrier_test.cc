@@ -14,31 +14,34 @@ std::string Id(char c) {
   return std::string(32, c);
 }
 
+// What the sweep would decide now, under its lock.
+bool ObjectDeletable(GcBarrier& b, const std::string& id) {
+  GcBarrier::SweepLock lock(b);
+  return b.ObjectDeletableLocked(id);
+}
+bool ChunkDeletable(GcBarrier& b, const std::string& id) {
+  GcBarrier::SweepLock lock(b);
+  return b.ChunkDeletableLocked(id);
+}
+
 TEST(GcBarrier, PinnedAndShadedIdsAreNotDeletable) {
   GcBarrier b;
   b.PinObject(Id('a'));
   b.PinChunk(Id('c'));
-  {
-    GcBarrier::SweepLock lock(b);
-    EXPECT_FALSE(b.ObjectDeletableLocked(Id('a')));
-    EXPECT_FALSE(b.ChunkDeletableLocked(Id('c')));
-    EXPECT_TRUE(b.ObjectDeletableLocked(Id('c')));  // a chunk pin is not an object pin
-  }
+  EXPECT_FALSE(ObjectDeletable(b, Id('a')));
+  EXPECT_FALSE(ChunkDeletable(b, Id('c')));
+  EXPECT_TRUE(ObjectDeletable(b, Id('c')));  // a chunk pin is not an object pin
   b.Begin();
   b.UnpinObject(Id('a'));
   {
     std::lock_guard lock(b.mutex());
     b.ShadeObjectLocked(Id('s'));
   }
-  {
-    GcBarrier::SweepLock lock(b);
-    EXPECT_TRUE(b.ObjectDeletableLocked(Id('a')));  // pinned before the collection, unpinned, never shaded
-    EXPECT_FALSE(b.ObjectDeletableLocked(Id('s')));
-  }
+  EXPECT_TRUE(ObjectDeletable(b, Id('a')));  // pinned before the collection, unpinned, never shaded
+  EXPECT_FALSE(ObjectDeletable(b, Id('s')));
   b.End();
-  GcBarrier::SweepLock lock(b);
-  EXPECT_TRUE(b.ObjectDeletableLocked(Id('s')));
-  EXPECT_FALSE(b.ChunkDeletableLocked(Id('c')));
+  EXPECT_TRUE(ObjectDeletable(b, Id('s')));
+  EXPECT_FALSE(ChunkDeletable(b, Id('c')));
 }
 
 TEST(GcBarrier, APinSetProtectsItsIdsWhileItLivesAndReleasesThemAtOnce) {
@@ -48,17 +51,17 @@ TEST(GcBarrier, APinSetProtectsItsIdsWhileItLivesAndReleasesThemAtOnce) {
     set.PinObject(Id('a'));
     set.PinObject(Id('a'));  // once however often
     set.PinChunk(Id('c'));
+    EXPECT_FALSE(ObjectDeletable(b, Id('a')));
+    EXPECT_FALSE(ChunkDeletable(b, Id('c')));
+    EXPECT_TRUE(ObjectDeletable(b, Id('b')));
+    EXPECT_TRUE(ChunkDeletable(b, Id('a')));
+    EXPECT_TRUE(ObjectDeletable(b, "short"));  // not an id a set can hold
     GcBarrier::SweepLock lock(b);
-    EXPECT_FALSE(b.ObjectDeletableLocked(Id('a')));
-    EXPECT_FALSE(b.ChunkDeletableLocked(Id('c')));
-    EXPECT_TRUE(b.ObjectDeletableLocked(Id('b')));
-    EXPECT_TRUE(b.ChunkDeletableLocked(Id('a')));
-    EXPECT_TRUE(b.ObjectDeletableLocked("short"));  // not an id a set can hold
     EXPECT_EQ(b.ProtectedObjectsLocked(), std::vector<std::string>{Id('a')});
   }
+  EXPECT_TRUE(ObjectDeletable(b, Id('a')));
+  EXPECT_TRUE(ChunkDeletable(b, Id('c')));
   GcBarrier::SweepLock lock(b);
-  EXPECT_TRUE(b.ObjectDeletableLocked(Id('a')));
-  EXPECT_TRUE(b.ChunkDeletableLocked(Id('c')));
   EXPECT_TRUE(b.ProtectedObjectsLocked().empty());
 }
 
@@ -70,16 +73,15 @@ TEST(GcBarrier, APinSetReleasedDuringACollectionStaysProtectedUntilItEnds) {
     set.PinObject(Id('a'));
     set.PinChunk(Id('c'));
   }
+  EXPECT_FALSE(ObjectDeletable(b, Id('a')));
+  EXPECT_FALSE(ChunkDeletable(b, Id('c')));
   {
     GcBarrier::SweepLock lock(b);
-    EXPECT_FALSE(b.ObjectDeletableLocked(Id('a')));
-    EXPECT_FALSE(b.ChunkDeletableLocked(Id('c')));
     EXPECT_EQ(b.ProtectedObjectsLocked(), std::vector<std::string>{Id('a')});
   }
   b.End();
-  GcBarrier::SweepLock lock(b);
-  EXPECT_TRUE(b.ObjectDeletableLocked(Id('a')));
-  EXPECT_TRUE(b.ChunkDeletableLocked(Id('c')));
+  EXPECT_TRUE(ObjectDeletable(b, Id('a')));
+  EXPECT_TRUE(ChunkDeletable(b, Id('c')));
 }
 
 // A pin taken while the sweep decides waits for the sweep's lock: the sweep's decision
@@ -101,8 +103,7 @@ TEST(GcBarrier, APinWaitsForTheSweepLock) {
   }
   t.join();
   EXPECT_TRUE(pinned.load());
-  GcBarrier::SweepLock lock(b);
-  EXPECT_FALSE(b.ObjectDeletableLocked(Id('a')));
+  EXPECT_FALSE(ObjectDeletable(b, Id('a')));
 }
 
 }  // namespace
