@@ -103,8 +103,9 @@ Status CommitGroupImpl::WriteLocked() {
       } else if (!statuses[i].ok()) {
         s = FromRocks(statuses[i], "commit " + o.digest.ToString());
       }
-      if (s.ok() && o.alias)
-        s = FromRocks(writing.batch.Put(store_->aliases(), o.alias->raw(), keys[i]), "commit group");
+      if (s.ok() && o.alias) {
+        s = FromRocks(writing.batch.Put(store_->aliases(), o.alias->raw(), keys[i]), "commit " + o.digest.ToString());
+      }
     }
   }
   // No barrier needed around the write: everything the batch names is pinned by the group.

@@ -20,12 +20,13 @@ namespace {
 
 const char* const kCfNames[] = {"default", "objects", "aliases", "chunks", "chunk_meta", "refs", "index"};
 
-rocksdb::ColumnFamilyOptions RecordCfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+// `filter_bits`: Bloom filter bits per key of the family's tables.
+rocksdb::ColumnFamilyOptions RecordCfOptions(const std::shared_ptr<rocksdb::Cache>& cache, int filter_bits = 10) {
   rocksdb::ColumnFamilyOptions o;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = cache;
   // Missing-object and missing-chunk queries are mostly misses: Bloom filters answer them.
-  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(filter_bits));
   t.cache_index_and_filter_blocks = true;
   // A bulk load asks each new record whether it exists: every lookup then consults the
   // filter of every level-0 file (up to 16 in the objects family). Pinned, those filters
@@ -154,7 +155,15 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   for (int i = 0; i < kCfCount; ++i) {
-    auto o = i == kChunks ? ChunkCfOptions(cache) : RecordCfOptions(cache);
+    // Every new object record and chunk is first looked up (a commit's, a commit group's
+    // batch, a chunk's), and in a bulk load the answer is mostly no. These families' table
+    // filters have 16 bits per key, not 10: with a dozen level-0 files (a bulk load), 10
+    // bits let about one new record in eight past some table's filter (~1% false
+    // positives each), each costing a data block read and decompressed; 16 bits make that
+    // about one in a hundred (a cold snapshot of /usr/share + /usr/include: about 0.7
+    // CPU-s less), for 6 more bits per record in the cache.
+    const bool looked_up = i == kObjects || i == kAliases || i == kChunkMeta;
+    auto o = i == kChunks ? ChunkCfOptions(cache) : RecordCfOptions(cache, looked_up ? 16 : 10);
     // Object records hold small objects inline (files up to inline_max, snapshot trees):
     // zstd keeps them markedly smaller than LZ4 (a store of many small files is mostly
     // these). A setting of the files written from now on; older files stay readable.
@@ -194,20 +203,11 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(const std::string& path, const Op
       o.compression = rocksdb::kZSTD;  // the stat caches: about a tenth smaller than LZ4
       o.compression_opts.level = 1;
     }
-    // Every new object record and chunk is first looked up (a commit's, a commit group's
-    // batch, a chunk's), and in a bulk load the answer is mostly no: a Bloom filter over
-    // the memtable answers that without a skiplist search.
-    if (i == kObjects || i == kAliases || i == kChunkMeta) {
+    // A Bloom filter over the memtable too: it answers those lookups without a skiplist
+    // search.
+    if (looked_up) {
       o.memtable_prefix_bloom_size_ratio = 0.05;
       o.memtable_whole_key_filtering = true;
-      // And the tables' filters have 16 bits per key, not 10: with a dozen level-0 files
-      // (a bulk load), 10 bits let about one new record in eight past some table's filter
-      // (~1% false positives each), each costing a data block read and decompressed;
-      // 16 bits make that about one in a hundred. A cold snapshot of /usr/share +
-      // /usr/include: about 0.7 CPU-s less. Costs 6 more bits per record in the cache.
-      rocksdb::BlockBasedTableOptions t = *o.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
-      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(16));
-      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     }
     descs.emplace_back(kCfNames[i], o);
   }

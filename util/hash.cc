@@ -12,15 +12,14 @@ namespace {
 // The digests, fetched from OpenSSL's provider once. EVP_sha256() is a legacy handle that
 // OpenSSL 3 resolves again at every EVP_DigestInit_ex (a locked lookup): that cost 6 us
 // per small hash against 2 us with the fetched method.
+const EVP_MD* Fetch(const char* name, const EVP_MD* legacy) {
+  const EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
+  return md ? md : legacy;
+}
+
 const EVP_MD* Md(EvpHash::Kind kind) {
-  static const EVP_MD* const sha256 = [] {
-    const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    return md ? md : EVP_sha256();
-  }();
-  static const EVP_MD* const sha1 = [] {
-    const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-    return md ? md : EVP_sha1();
-  }();
+  static const EVP_MD* const sha256 = Fetch("SHA256", EVP_sha256());
+  static const EVP_MD* const sha1 = Fetch("SHA1", EVP_sha1());
   return kind == EvpHash::Kind::kSha256 ? sha256 : sha1;
 }
 
